@@ -1,0 +1,367 @@
+//! Typed configuration: defaults, then an optional TOML file, then the
+//! environment (which wins). Loaded once in `main` and passed down.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A value that must never be printed or logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self(string_like(d)?))
+    }
+}
+
+/// Accepts strings and also numbers or booleans, which environment values
+/// that happen to look like them are parsed into.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringLike {
+    S(String),
+    I(i64),
+    F(f64),
+    B(bool),
+}
+
+impl From<StringLike> for String {
+    fn from(raw: StringLike) -> Self {
+        match raw {
+            StringLike::S(s) => s,
+            StringLike::I(i) => i.to_string(),
+            StringLike::F(f) => f.to_string(),
+            StringLike::B(b) => b.to_string(),
+        }
+    }
+}
+
+fn string_like<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(StringLike::deserialize(d)?.into())
+}
+
+fn opt_string_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<StringLike>::deserialize(d)?.map(String::from))
+}
+
+/// A connection URL whose password is redacted when printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `scheme://user:[redacted]@host/...`
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let Some((userinfo, host)) = rest.rsplit_once('@') else {
+            return self.0.clone();
+        };
+        match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for ConnectionUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+/// Every setting. Field names are the environment variables in lower case,
+/// which is also how a `--config` TOML file spells them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub specgen_listen: SocketAddr,
+    pub database_url: ConnectionUrl,
+    pub redis_url: Option<ConnectionUrl>,
+    pub jwt_secret: Option<Secret>,
+    pub anthropic_api_key: Option<Secret>,
+    pub anthropic_base_url: String,
+    pub anthropic_model: String,
+    pub openai_api_key: Option<Secret>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub openai_base_url: Option<String>,
+    pub openai_model: String,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub ai_default_provider: Option<String>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub ai_fallback_order: Option<String>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub specgen_cors_origins: Option<String>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    pub rust_log: String,
+    /// Seconds a provider may take to its first token.
+    pub ai_first_token_timeout: u64,
+    pub specgen_demo_provider: bool,
+    /// Where the generated JWT key (and the default SQLite file) live.
+    pub specgen_data_dir: PathBuf,
+    /// Largest accepted request body in bytes.
+    pub specgen_body_limit: usize,
+    /// Connections in the store's pool.
+    pub specgen_db_max_connections: usize,
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
+    pub specgen_shutdown_timeout: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            specgen_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: ConnectionUrl::new("sqlite://data/specgen.db"),
+            redis_url: None,
+            jwt_secret: None,
+            anthropic_api_key: None,
+            anthropic_base_url: "https://api.anthropic.com".into(),
+            anthropic_model: "claude-sonnet-4-5".into(),
+            openai_api_key: None,
+            openai_base_url: None,
+            openai_model: "gpt-4o-mini".into(),
+            ai_default_provider: None,
+            ai_fallback_order: None,
+            specgen_cors_origins: None,
+            otel_exporter_otlp_endpoint: None,
+            rust_log: "info".into(),
+            ai_first_token_timeout: 10,
+            specgen_demo_provider: false,
+            specgen_data_dir: PathBuf::from("data"),
+            specgen_body_limit: 64 * 1024,
+            specgen_db_max_connections: 16,
+            specgen_shutdown_timeout: 10,
+        }
+    }
+}
+
+/// Where the data lives, decided by `DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let keys = Self::keys();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Self::load_from(file, Env::raw().only(&keys))
+    }
+
+    fn keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().map(|k| k.to_uppercase()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> anyhow::Result<Self> {
+        let mut figment = Figment::new().merge(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                anyhow::bail!("configuration file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Cross-field rules, checked once at load time.
+    fn check(&self) -> anyhow::Result<()> {
+        if self
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose().len() < 32)
+        {
+            anyhow::bail!("JWT_SECRET must be at least 32 bytes");
+        }
+        self.database()?;
+        if self.specgen_body_limit < 1024 {
+            anyhow::bail!("SPECGEN_BODY_LIMIT must be at least 1024 bytes");
+        }
+        if self.specgen_db_max_connections == 0 {
+            anyhow::bail!("SPECGEN_DB_MAX_CONNECTIONS must be at least 1");
+        }
+        if self.ai_first_token_timeout == 0 {
+            anyhow::bail!("AI_FIRST_TOKEN_TIMEOUT must be at least 1 second");
+        }
+        Ok(())
+    }
+
+    pub fn database(&self) -> anyhow::Result<Database> {
+        let url = self.database_url.expose();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                anyhow::bail!(
+                    "DATABASE_URL sqlite:// needs a file path, e.g. sqlite://data/specgen.db"
+                );
+            }
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_owned()));
+        }
+        anyhow::bail!(
+            "DATABASE_URL must start with sqlite:// or postgres:// (got {})",
+            self.database_url.redacted()
+        )
+    }
+
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.specgen_cors_origins
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use figment::Jail;
+
+    /// Loads inside a figment jail: a temporary working directory and an
+    /// environment restored afterwards.
+    #[allow(clippy::result_large_err)] // figment's own error type, in tests only
+    fn load_in_jail(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, String> {
+        let mut result = Err(String::new());
+        Jail::expect_with(|jail| {
+            if let Some(text) = file {
+                jail.create_file("specgen.toml", text)?;
+            }
+            for (k, v) in env {
+                jail.set_env(k, v);
+            }
+            result =
+                Config::load(file.map(|_| Path::new("specgen.toml"))).map_err(|e| e.to_string());
+            Ok(())
+        });
+        result
+    }
+
+    #[test]
+    fn defaults_are_embedded_sqlite_on_8080() {
+        let config = load_in_jail(None, &[]).unwrap();
+        assert_eq!(config.specgen_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.database().unwrap(),
+            Database::Sqlite(PathBuf::from("data/specgen.db"))
+        );
+    }
+
+    #[test]
+    fn file_values_apply_env_wins_and_unknown_keys_fail() {
+        let file = "database_url = \"postgres://u:pw@db/specgen\"\nai_first_token_timeout = 3\n";
+        let config = load_in_jail(Some(file), &[]).unwrap();
+        assert_eq!(
+            config.database().unwrap(),
+            Database::Postgres("postgres://u:pw@db/specgen".into())
+        );
+        assert_eq!(config.ai_first_token_timeout, 3);
+
+        let config = load_in_jail(
+            Some(file),
+            &[
+                ("AI_FIRST_TOKEN_TIMEOUT", "7"),
+                ("SPECGEN_LISTEN", "0.0.0.0:9000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.ai_first_token_timeout, 7);
+        assert_eq!(config.specgen_listen.to_string(), "0.0.0.0:9000");
+
+        let err = load_in_jail(Some("no_such_key = 1\n"), &[]).unwrap_err();
+        assert!(err.contains("no_such_key"), "{err}");
+        // Unrelated environment variables are not configuration.
+        assert!(load_in_jail(None, &[("SOME_OTHER_VAR", "x")]).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_printed() {
+        let config = load_in_jail(
+            None,
+            &[
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+                ("OPENAI_API_KEY", "sk-live"),
+            ],
+        )
+        .unwrap();
+        let shown = serde_json::to_string(&config).unwrap() + &format!("{config:?}");
+        for secret in ["0123456789abcdef", "hunter2", "sk-live"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("postgres://u:[redacted]@db/x"));
+    }
+
+    #[test]
+    fn cross_field_rules() {
+        assert!(load_in_jail(None, &[("JWT_SECRET", "short")]).is_err());
+        assert!(load_in_jail(None, &[("DATABASE_URL", "mysql://x")]).is_err());
+        // A numeric-looking secret is still a string.
+        let config = load_in_jail(
+            None,
+            &[("JWT_SECRET", "12345678901234567890123456789012345")],
+        )
+        .unwrap();
+        assert_eq!(
+            config.jwt_secret.unwrap().expose(),
+            "12345678901234567890123456789012345"
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! `specgen`: the composition root. It parses the command line, loads the
+//! configuration, picks the concrete adapters and hands them to the
+//! application and HTTP layers. Nothing else in the workspace names an adapter.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use specgen::config::Config;
+use specgen::wiring;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "specgen",
+    version,
+    about = "Spec Gen: a self-hostable, AI-first chat server"
+)]
+struct Cli {
+    /// A TOML file of settings (keys are the environment variables in lower case).
+    #[arg(long, global = true, env = "SPECGEN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// Open the web client in a browser once the server is ready.
+        #[arg(long)]
+        open: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration, secrets redacted.
+    Config,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("specgen: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.rust_log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("specgen: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve { open: false }) {
+            Command::Serve { open } => wiring::serve(config, open).await,
+            Command::Migrate => wiring::migrate(config).await,
+            Command::Config => {
+                println!("{}", serde_json::to_string_pretty(&config)?);
+                Ok(())
+            }
+            Command::Openapi => {
+                println!("{}", specgen_http::openapi().to_pretty_json()?);
+                Ok(())
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "specgen stopped");
+            eprintln!("specgen: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Human-readable logs on a terminal, JSON lines otherwise.
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::io::stdout().is_terminal() {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+}

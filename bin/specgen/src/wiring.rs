@@ -1,0 +1,153 @@
+//! Chooses the concrete adapters from the configuration and starts things.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use specgen_app::App;
+use specgen_http::{AppState, HttpConfig};
+use specgen_ports::{Store, SystemClock};
+use specgen_store_postgres::{PgConfig, PgStore};
+use specgen_store_sqlite::{SqliteConfig, SqliteStore};
+
+use crate::config::{Config, Database};
+use crate::secrets;
+
+/// An opened store that can also migrate itself.
+enum OpenedStore {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl OpenedStore {
+    async fn open(config: &Config) -> anyhow::Result<Self> {
+        Ok(match config.database()? {
+            Database::Sqlite(path) => {
+                let mut cfg = SqliteConfig::new(path);
+                cfg.max_connections = config.specgen_db_max_connections;
+                Self::Sqlite(SqliteStore::open(cfg)?)
+            }
+            Database::Postgres(url) => {
+                let mut cfg = PgConfig::new(url);
+                cfg.max_connections = config.specgen_db_max_connections;
+                Self::Postgres(PgStore::connect(cfg)?)
+            }
+        })
+    }
+
+    async fn migrate(&self) -> anyhow::Result<usize> {
+        match self {
+            Self::Sqlite(s) => s.migrate().await,
+            Self::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    fn store(&self) -> Store {
+        match self {
+            Self::Sqlite(s) => s.store(),
+            Self::Postgres(s) => s.store(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = OpenedStore::open(&config).await?;
+    let applied = store.migrate().await?;
+    tracing::info!(applied, store = store.kind(), "migrations applied");
+    println!(
+        "applied {applied} migration(s) to the {} store",
+        store.kind()
+    );
+    Ok(())
+}
+
+/// A server that is listening; await `server` to run it until shutdown.
+pub struct Running {
+    pub address: std::net::SocketAddr,
+    pub server: actix_web::dev::Server,
+    pub store_kind: &'static str,
+    pub migrations_applied: usize,
+}
+
+/// Opens the store, migrates, recovers, binds and builds the server. Binding
+/// `127.0.0.1:0` picks a free port (tests do).
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let opened = OpenedStore::open(config).await?;
+    let applied = opened.migrate().await?;
+    // Generated before serving so the first login already has a stable key.
+    let _jwt_secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.specgen_data_dir)?;
+
+    let app = App::new(opened.store(), Arc::new(SystemClock));
+    app.recover_interrupted_replies().await?;
+
+    let state = AppState {
+        app,
+        metrics: specgen_http::metrics_setup::prometheus()?,
+    };
+    let http = HttpConfig {
+        body_limit: config.specgen_body_limit,
+        cors_origins: config.cors_origins(),
+        workers: None,
+        shutdown_timeout: Duration::from_secs(config.specgen_shutdown_timeout),
+    };
+    let listener = TcpListener::bind(config.specgen_listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.specgen_listen))?;
+    let address = listener.local_addr()?;
+    let server = specgen_http::server(state, http, listener)?;
+    Ok(Running {
+        address,
+        server,
+        store_kind: opened.kind(),
+        migrations_applied: applied,
+    })
+}
+
+pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let Running {
+        address,
+        server,
+        store_kind,
+        migrations_applied,
+    } = start(&config).await?;
+    let url = format!("http://{address}/");
+    tracing::info!(
+        %url,
+        store = store_kind,
+        migrations_applied,
+        startup_ms = started.elapsed().as_secs_f64() * 1e3,
+        "Spec Gen is ready"
+    );
+    if open_browser {
+        open_in_browser(&url);
+    }
+    // actix handles SIGTERM and SIGINT: stop accepting, drain, then return.
+    server.await?;
+    tracing::info!("Spec Gen stopped");
+    Ok(())
+}
+
+/// Best effort: a machine without a desktop simply has no browser to open.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => {}
+        Err(_) => tracing::info!(%url, "open this address in your browser"),
+    }
+}

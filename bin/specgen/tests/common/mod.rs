@@ -1,0 +1,147 @@
+//! Starts the real server in-process (the same wiring as `specgen serve`) on
+//! a free port, against either store, and talks to it over real HTTP.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use reqwest::{Method, Response};
+use serde_json::Value;
+use specgen::config::{Config, ConnectionUrl};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    _data_dir: tempfile::TempDir,
+    _database: Option<specgen_store_postgres::testing::TestDatabase>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            specgen_listen: "127.0.0.1:0".parse().unwrap(),
+            specgen_data_dir: data_dir.path().to_owned(),
+            specgen_db_max_connections: 4,
+            ..Config::default()
+        };
+        let database = match backend {
+            Backend::Sqlite => {
+                let path = data_dir.path().join("specgen.db");
+                config.database_url = ConnectionUrl::new(format!("sqlite://{}", path.display()));
+                None
+            }
+            Backend::Postgres => {
+                let db = specgen_store_postgres::testing::TestDatabase::create_empty().await;
+                config.database_url = ConnectionUrl::new(db.url().to_owned());
+                Some(db)
+            }
+        };
+        adjust(&mut config);
+        let running = specgen::wiring::start(&config).await.unwrap();
+        let handle = running.server.handle();
+        tokio::spawn(running.server);
+        Self {
+            address: running.address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            handle,
+            _data_dir: data_dir,
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Sends `body` as JSON and returns the status and parsed body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let res = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        read(res).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting at once; the runtime ends with the test anyway.
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+    }
+}
+
+/// Status and JSON body; panics with the raw text if the body is not JSON.
+pub async fn read(res: Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// Asserts the contract's error envelope and returns its `error` object.
+pub fn assert_error(body: &Value, code: &str) -> Value {
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"]["requestId"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body["error"].clone()
+}
+
+/// Runs each listed `async fn(Backend)` once per store.
+#[macro_export]
+macro_rules! for_both_stores {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}

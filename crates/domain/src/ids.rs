@@ -1,0 +1,62 @@
+//! Typed identifiers, all UUIDv7 so that ids sort by creation time.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered identifier.
+            pub fn new_v7() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A user account.
+    UserId
+);
+uuid_id!(
+    /// A chat session.
+    SessionId
+);
+uuid_id!(
+    /// A message in a chat session.
+    MessageId
+);
+uuid_id!(
+    /// One refresh token (one link of a rotation chain).
+    RefreshTokenId
+);
+uuid_id!(
+    /// A login: every refresh token rotated from one sign-in shares it.
+    FamilyId
+);

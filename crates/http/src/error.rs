@@ -1,0 +1,194 @@
+//! The error envelope and the one place where failures become HTTP statuses.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use specgen_ports::RepoError;
+
+use crate::request_id;
+
+/// One failing field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `VALIDATION_FAILED`.
+    pub code: &'static str,
+    /// Human-readable explanation; never leaks internals.
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+    /// Equals the response's `X-Request-Id`.
+    pub request_id: String,
+}
+
+/// `{"success": false, "error": {...}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub success: bool,
+    pub error: ErrorBody,
+}
+
+/// Every failure an endpoint can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication required")]
+    Unauthenticated(String),
+    #[error("forbidden")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict")]
+    Conflict(String),
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("unavailable")]
+    Unavailable(String),
+    /// Readiness failed; `details` names each dependency that is down.
+    #[error("dependencies down")]
+    DependenciesDown(Vec<FieldError>),
+    /// The cause is logged with the request id; the client sees only that
+    /// something went wrong.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict(_) => "CONFLICT",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Validation(_) => "VALIDATION_FAILED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Unavailable(_) | Self::DependenciesDown(_) => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    fn client_message(&self) -> String {
+        match self {
+            Self::BadRequest(m)
+            | Self::Unauthenticated(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m) => m.clone(),
+            Self::MethodNotAllowed => "This method is not allowed on this path.".into(),
+            Self::PayloadTooLarge(limit) => {
+                format!("The request body exceeds the limit of {limit} bytes.")
+            }
+            Self::UnsupportedMediaType => "The request body must be application/json.".into(),
+            Self::Validation(_) => "The request is invalid; see details.".into(),
+            Self::RateLimited { retry_after_secs } => {
+                format!("Too many requests; retry in {retry_after_secs} s.")
+            }
+            Self::Unavailable(_) | Self::DependenciesDown(_) => {
+                "A dependency is unavailable; retry shortly.".into()
+            }
+            Self::Internal(_) => "Something went wrong on our side.".into(),
+        }
+    }
+
+    /// The envelope for this error, for responses built outside `ResponseError`.
+    pub fn envelope(&self, request_id: String) -> ErrorEnvelope {
+        let details = match self {
+            Self::Validation(details) | Self::DependenciesDown(details) => details.clone(),
+            _ => Vec::new(),
+        };
+        ErrorEnvelope {
+            success: false,
+            error: ErrorBody {
+                code: self.code(),
+                message: self.client_message(),
+                details,
+                request_id,
+            },
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Conflict(what) => Self::Conflict(what),
+            RepoError::NotFound => Self::NotFound("not found".into()),
+            RepoError::Unavailable(why) => Self::Unavailable(why),
+            RepoError::Unknown(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) | Self::DependenciesDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let request_id = request_id::current();
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(request_id, error = format!("{cause:#}"), "internal error")
+            }
+            Self::Unavailable(why) => tracing::warn!(request_id, why, "dependency unavailable"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
+        response.json(self.envelope(request_id))
+    }
+}

@@ -1,0 +1,156 @@
+//! Request extractors that answer in the contract's envelope: a JSON body
+//! checked for media type, size, syntax, types (field by field) and garde
+//! rules before a handler sees it.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures::StreamExt as _;
+use futures::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::HttpConfig;
+use crate::error::{ApiError, FieldError};
+
+/// A JSON body that parsed and passed its garde rules.
+#[derive(Debug)]
+pub struct ValidJson<T>(pub T);
+
+impl<T> FromRequest for ValidJson<T>
+where
+    T: DeserializeOwned + garde::Validate + 'static,
+    T::Context: Default,
+{
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<HttpConfig>>()
+            .map_or(64 * 1024, |c| c.body_limit);
+        let checked = check_headers(req, limit);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            checked?;
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let value: T = parse_json(&body)?;
+            value.validate().map_err(|report| {
+                ApiError::Validation(
+                    report
+                        .iter()
+                        .map(|(path, error)| FieldError::new(path.to_string(), error.message()))
+                        .collect(),
+                )
+            })?;
+            Ok(ValidJson(value))
+        })
+    }
+}
+
+fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    Ok(())
+}
+
+/// Syntax errors are 400; well-formed JSON of the wrong shape is 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let text = inner.to_string();
+                let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+                let field = missing_field(&message).unwrap_or(if path == "." {
+                    "body".to_owned()
+                } else {
+                    path
+                });
+                ApiError::Validation(vec![FieldError::new(field, message)])
+            }
+            _ => not_json(),
+        }
+    })?;
+    de.end().map_err(|_| not_json())?;
+    Ok(value)
+}
+
+fn not_json() -> ApiError {
+    ApiError::BadRequest("The request body is not valid JSON.".into())
+}
+
+/// serde reports a missing field against its parent; name the field itself.
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Probe {
+        #[allow(dead_code)]
+        name: String,
+        #[allow(dead_code)]
+        age: u8,
+    }
+
+    fn fields(e: ApiError) -> Vec<String> {
+        match e {
+            ApiError::Validation(d) => d.into_iter().map(|f| f.field).collect(),
+            other => vec![other.code().to_owned()],
+        }
+    }
+
+    #[test]
+    fn classifies_json_failures() {
+        assert_eq!(
+            fields(parse_json::<Probe>(b"{not json").unwrap_err()),
+            ["BAD_REQUEST"]
+        );
+        assert_eq!(
+            fields(parse_json::<Probe>(b"{\"name\":\"a\",\"age\":1} trailing").unwrap_err()),
+            ["BAD_REQUEST"]
+        );
+        assert_eq!(
+            fields(parse_json::<Probe>(br#"{"name": 1, "age": 2}"#).unwrap_err()),
+            ["name"]
+        );
+        assert_eq!(
+            fields(parse_json::<Probe>(br#"{"name": "x"}"#).unwrap_err()),
+            ["age"]
+        );
+        assert_eq!(fields(parse_json::<Probe>(b"[]").unwrap_err()), ["body"]);
+        assert!(parse_json::<Probe>(br#"{"name": "x", "age": 3, "extra": true}"#).is_ok());
+    }
+}

@@ -1,0 +1,16 @@
+//! Ports: the traits the application layer needs from the outside world, and
+//! the plain types that cross them. Adapters (stores, caches, providers)
+//! implement these; nothing here knows a driver or a framework.
+
+pub mod clock;
+pub mod error;
+pub mod page;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::RepoError;
+pub use page::{Direction, Page, PageRequest};
+pub use store::{
+    MessageRepository, RefreshTokenRepository, SessionRepository, Store, StoreHealth,
+    UserRepository,
+};

@@ -1,0 +1,204 @@
+use async_trait::async_trait;
+use diesel::prelude::*;
+use time::OffsetDateTime;
+
+use specgen_domain::{
+    ClientMessageId, Cursor, Message, MessageError, MessageId, MessageStatus, SessionId,
+};
+use specgen_ports::{Direction, MessageRepository, Page, PageRequest, RepoError};
+
+use super::{SqliteRepos, uuid_text};
+use crate::error::StoreError;
+use crate::models::{MessageRow, micros};
+use crate::schema::{chat_sessions, messages};
+
+fn cursor_of(m: &Message) -> Cursor {
+    Cursor::new(m.created_at, m.id.as_uuid())
+}
+
+fn decode(rows: Vec<MessageRow>) -> Result<Vec<Message>, StoreError> {
+    rows.into_iter().map(Message::try_from).collect()
+}
+
+#[async_trait]
+impl MessageRepository for SqliteRepos {
+    async fn insert(&self, message: &Message) -> Result<(), RepoError> {
+        let row = MessageRow::from(message);
+        self.db
+            .write(move |c| {
+                let last: Option<Option<i64>> = chat_sessions::table
+                    .filter(chat_sessions::id.eq(&row.session_id))
+                    .filter(chat_sessions::deleted_at.is_null())
+                    .select(chat_sessions::last_message_at)
+                    .first(c)
+                    .optional()?;
+                let Some(last) = last else {
+                    return Err(StoreError::NotFound);
+                };
+                diesel::insert_into(messages::table)
+                    .values(&row)
+                    .execute(c)?;
+                // Never move activity backwards: concurrent senders may commit
+                // out of creation order. Activity is the last message from now on.
+                let latest = last.map_or(row.created_at, |last| last.max(row.created_at));
+                diesel::update(chat_sessions::table)
+                    .filter(chat_sessions::id.eq(&row.session_id))
+                    .set((
+                        chat_sessions::last_message_at.eq(latest),
+                        chat_sessions::last_activity_at.eq(latest),
+                    ))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn find(&self, session: SessionId, id: MessageId) -> Result<Option<Message>, RepoError> {
+        let (session, id) = (session.to_string(), id.to_string());
+        let row = self
+            .db
+            .run(move |c| {
+                Ok(messages::table
+                    .filter(messages::id.eq(id))
+                    .filter(messages::session_id.eq(session))
+                    .select(MessageRow::as_select())
+                    .first(c)
+                    .optional()?)
+            })
+            .await?;
+        Ok(row.map(Message::try_from).transpose()?)
+    }
+
+    async fn find_by_client_id(
+        &self,
+        session: SessionId,
+        client_id: &ClientMessageId,
+    ) -> Result<Option<(Message, Option<Message>)>, RepoError> {
+        let (session, client_id) = (session.to_string(), client_id.as_str().to_owned());
+        let found = self
+            .db
+            .read(move |c| {
+                let asked = messages::table
+                    .filter(messages::session_id.eq(&session))
+                    .filter(messages::client_message_id.eq(client_id))
+                    .select(MessageRow::as_select())
+                    .first(c)
+                    .optional()?;
+                let Some(asked) = asked else { return Ok(None) };
+                // If a reply was ever retried, the latest attempt is the answer.
+                let reply = messages::table
+                    .filter(messages::session_id.eq(&session))
+                    .filter(messages::reply_to.eq(&asked.id))
+                    .order((messages::created_at.desc(), messages::id.desc()))
+                    .select(MessageRow::as_select())
+                    .first(c)
+                    .optional()?;
+                Ok(Some((asked, reply)))
+            })
+            .await?;
+        let Some((asked, reply)) = found else {
+            return Ok(None);
+        };
+        Ok(Some((
+            Message::try_from(asked)?,
+            reply.map(Message::try_from).transpose()?,
+        )))
+    }
+
+    async fn page(
+        &self,
+        session: SessionId,
+        page: PageRequest,
+    ) -> Result<Page<Message>, RepoError> {
+        let session = session.to_string();
+        let fetch = i64::try_from(page.limit.get() + 1).unwrap_or(i64::MAX);
+        let rows =
+            self.db
+                .run(move |c| {
+                    use messages::{created_at, id};
+                    let mut query = messages::table
+                        .filter(messages::session_id.eq(session))
+                        .select(MessageRow::as_select())
+                        .limit(fetch)
+                        .into_boxed();
+                    // Keyset pagination on (created_at, id), strictly past the
+                    // cursor, read in the direction's order. The leading `<=` /
+                    // `>=` lets the index bound the scan; the rest breaks ties.
+                    if let Some(cursor) = page.cursor {
+                        let (at, cid) = (micros(cursor.at), uuid_text(cursor.id));
+                        query = match page.direction {
+                            Direction::Older => query
+                                .filter(created_at.le(at).and(created_at.lt(at).or(id.lt(cid)))),
+                            Direction::Newer => query
+                                .filter(created_at.ge(at).and(created_at.gt(at).or(id.gt(cid)))),
+                        };
+                    }
+                    query = match page.direction {
+                        Direction::Older => query.order((created_at.desc(), id.desc())),
+                        Direction::Newer => query.order((created_at.asc(), id.asc())),
+                    };
+                    Ok(query.load::<MessageRow>(c)?)
+                })
+                .await?;
+        let mut built = Page::from_overfetch(decode(rows)?, page.limit, cursor_of);
+        // The cursor was taken in reading order; items are shown oldest first.
+        if page.direction == Direction::Older {
+            built.items.reverse();
+        }
+        Ok(built)
+    }
+
+    async fn update(&self, message: &Message) -> Result<(), RepoError> {
+        let row = MessageRow::from(message);
+        self.db
+            .run(move |c| {
+                let changed = diesel::update(messages::table)
+                    .filter(messages::id.eq(row.id))
+                    .filter(messages::session_id.eq(row.session_id))
+                    .set((
+                        messages::content.eq(row.content),
+                        messages::status.eq(row.status),
+                        messages::provider.eq(row.provider),
+                        messages::model.eq(row.model),
+                        messages::input_tokens.eq(row.input_tokens),
+                        messages::output_tokens.eq(row.output_tokens),
+                        messages::latency_ms.eq(row.latency_ms),
+                        messages::error_code.eq(row.error_code),
+                        messages::error_message.eq(row.error_message),
+                        messages::updated_at.eq(row.updated_at),
+                    ))
+                    .execute(c)?;
+                if changed == 0 {
+                    Err(StoreError::NotFound)
+                } else {
+                    Ok(())
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn fail_streaming(
+        &self,
+        error: &MessageError,
+        at: OffsetDateTime,
+    ) -> Result<u64, RepoError> {
+        let (code, text, at) = (error.code.clone(), error.message.clone(), micros(at));
+        let changed = self
+            .db
+            .run(move |c| {
+                Ok(diesel::update(messages::table)
+                    .filter(messages::status.eq(MessageStatus::Streaming.as_str()))
+                    .set((
+                        messages::status.eq(MessageStatus::Failed.as_str()),
+                        messages::error_code.eq(code),
+                        messages::error_message.eq(text),
+                        messages::updated_at.eq(at),
+                    ))
+                    .execute(c)?)
+            })
+            .await?;
+        Ok(changed as u64)
+    }
+}

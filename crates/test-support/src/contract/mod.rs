@@ -1,0 +1,63 @@
+//! The store contract: every case takes an empty, migrated store. Postgres
+//! and the embedded store must both pass all of them.
+
+pub mod messages;
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod users;
+
+/// Expands to one `#[tokio::test]` per contract case, each on a fresh store
+/// from `$fresh` (an `async fn() -> TestStore`).
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($fresh:path) => {
+        $crate::store_contract_tests!(@cases $fresh;
+            users::register_then_find,
+            users::email_unique_case_insensitively,
+            users::soft_deleted_email_registers_again,
+            users::concurrent_registrations_one_wins,
+            users::profile_update_round_trips,
+            users::password_update_sets_valid_after,
+            users::soft_delete_cascades,
+            users::updates_on_missing_user_are_not_found,
+            refresh_tokens::insert_and_find_by_hash,
+            refresh_tokens::rotate_spends_old_and_inserts_new,
+            refresh_tokens::rotate_twice_conflicts,
+            refresh_tokens::concurrent_rotations_one_wins,
+            refresh_tokens::revoke_family_only_touches_family,
+            refresh_tokens::revoke_all_keeps_excepted_family,
+            sessions::create_makes_owner_participant,
+            sessions::non_participant_sees_nothing,
+            sessions::list_empty,
+            sessions::list_pages_by_activity_exact_page,
+            sessions::list_cursor_at_last_item,
+            sessions::message_moves_session_to_front,
+            sessions::update_and_soft_delete,
+            sessions::participants_add_remove,
+            sessions::add_participant_unknown_user_or_session,
+            sessions::owner_deletion_hides_sessions,
+            messages::page_empty,
+            messages::pages_walk_back_oldest_first,
+            messages::exact_page_has_no_next_cursor,
+            messages::pages_forward_from_cursor,
+            messages::same_instant_ties_broken_by_id,
+            messages::content_round_trips_exactly,
+            messages::client_id_is_unique_per_session,
+            messages::find_by_client_id_returns_reply,
+            messages::update_completes_reply,
+            messages::fail_streaming_keeps_partial_text,
+            messages::insert_into_deleted_session_not_found,
+            messages::health_ping,
+        );
+    };
+    (@cases $fresh:path; $($module:ident :: $case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let test_store = $fresh().await;
+                $crate::contract::$module::$case(&test_store.store).await;
+                drop(test_store);
+            }
+        )+
+    };
+}

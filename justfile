@@ -1,0 +1,30 @@
+# Everyday recipes. `just --list` shows them.
+
+# Run the server with embedded defaults and open the browser.
+run:
+    cargo run --release -- serve --open
+
+# Every test (needs Postgres and Redis on localhost; see README).
+test:
+    bash .ci/services.sh
+    cargo nextest run --workspace
+
+# The whole CI pipeline, as CI runs it.
+ci:
+    bash .ci/run
+
+# Clippy with warnings denied, and the layering check.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+    bash .ci/layering.sh
+
+fmt:
+    cargo fmt --all
+
+# Apply migrations to the configured database.
+migrate:
+    cargo run --release -- migrate
+
+# Benchmarks: start-up time and idle memory of the release binary.
+bench:
+    bash .ci/bench/startup.sh
