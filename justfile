@@ -25,6 +25,13 @@ fmt:
 migrate:
     cargo run --release -- migrate
 
-# Benchmarks: start-up time and idle memory of the release binary.
-bench:
+# Every benchmark (release builds, loopback only, bounded in time).
+bench: bench-startup bench-auth
+
+# Start-up time to ready and idle RSS of the release binary.
+bench-startup:
     bash .ci/bench/startup.sh
+
+# Login throughput and /health/live p50/p99 under 2 x cores login loops.
+bench-auth:
+    bash .ci/bench/auth.sh

@@ -148,6 +148,22 @@ pub struct Config {
     pub specgen_db_max_connections: usize,
     /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
     pub specgen_shutdown_timeout: u64,
+    /// Seconds an access token lives.
+    pub specgen_access_token_ttl: u64,
+    /// Seconds a refresh token lives.
+    pub specgen_refresh_token_ttl: u64,
+    /// Comma-separated addresses or CIDR ranges of proxies whose
+    /// `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "opt_string_like")]
+    pub specgen_trusted_proxies: Option<String>,
+    /// Failed logins per (account, client address): `COUNT/SECONDS`.
+    pub specgen_rate_login_pair: String,
+    /// Failed logins per account from all addresses: `COUNT/SECONDS`.
+    pub specgen_rate_login_account: String,
+    /// Registrations per client address: `COUNT/SECONDS`.
+    pub specgen_rate_register: String,
+    /// Messages per user, HTTP and WebSocket together: `COUNT/SECONDS`.
+    pub specgen_rate_messages: String,
 }
 
 impl Default for Config {
@@ -174,8 +190,27 @@ impl Default for Config {
             specgen_body_limit: 64 * 1024,
             specgen_db_max_connections: 16,
             specgen_shutdown_timeout: 10,
+            specgen_access_token_ttl: 15 * 60,
+            specgen_refresh_token_ttl: 7 * 24 * 60 * 60,
+            specgen_trusted_proxies: None,
+            specgen_rate_login_pair: "5/900".into(),
+            specgen_rate_login_account: "100/3600".into(),
+            specgen_rate_register: "20/3600".into(),
+            specgen_rate_messages: "30/60".into(),
         }
     }
+}
+
+fn rate_rule(name: &str, raw: &str) -> anyhow::Result<specgen_ports::RateRule> {
+    let parsed = raw.split_once('/').and_then(|(count, secs)| {
+        let count: u32 = count.trim().parse().ok()?;
+        let secs: u64 = secs.trim().parse().ok()?;
+        (count > 0 && secs > 0)
+            .then(|| specgen_ports::RateRule::new(count, std::time::Duration::from_secs(secs)))
+    });
+    parsed.ok_or_else(|| {
+        anyhow::anyhow!("{name} must be COUNT/SECONDS with both positive, e.g. 5/900 (got {raw:?})")
+    })
 }
 
 /// Where the data lives, decided by `DATABASE_URL`.
@@ -235,7 +270,48 @@ impl Config {
         if self.ai_first_token_timeout == 0 {
             anyhow::bail!("AI_FIRST_TOKEN_TIMEOUT must be at least 1 second");
         }
+        if self.specgen_access_token_ttl == 0
+            || self.specgen_refresh_token_ttl <= self.specgen_access_token_ttl
+        {
+            anyhow::bail!(
+                "SPECGEN_REFRESH_TOKEN_TTL must exceed SPECGEN_ACCESS_TOKEN_TTL, which must be positive"
+            );
+        }
+        self.limits()?;
+        self.trusted_proxies()?;
         Ok(())
+    }
+
+    /// The rate rules, parsed from `COUNT/SECONDS`.
+    pub fn limits(&self) -> anyhow::Result<specgen_app::Limits> {
+        Ok(specgen_app::Limits {
+            login_pair: rate_rule("SPECGEN_RATE_LOGIN_PAIR", &self.specgen_rate_login_pair)?,
+            login_account: rate_rule(
+                "SPECGEN_RATE_LOGIN_ACCOUNT",
+                &self.specgen_rate_login_account,
+            )?,
+            register: rate_rule("SPECGEN_RATE_REGISTER", &self.specgen_rate_register)?,
+            messages: rate_rule("SPECGEN_RATE_MESSAGES", &self.specgen_rate_messages)?,
+        })
+    }
+
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.specgen_trusted_proxies
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "SPECGEN_TRUSTED_PROXIES: {s:?} is not an address or CIDR range"
+                        )
+                    })
+            })
+            .collect()
     }
 
     pub fn database(&self) -> anyhow::Result<Database> {
@@ -347,6 +423,26 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(shown.contains("postgres://u:[redacted]@db/x"));
+    }
+
+    #[test]
+    fn rate_rules_and_proxies_parse() {
+        let config = load_in_jail(
+            None,
+            &[
+                ("SPECGEN_RATE_LOGIN_PAIR", "3/2"),
+                ("SPECGEN_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+            ],
+        )
+        .unwrap();
+        let limits = config.limits().unwrap();
+        assert_eq!(
+            limits.login_pair,
+            specgen_ports::RateRule::new(3, std::time::Duration::from_secs(2))
+        );
+        assert_eq!(config.trusted_proxies().unwrap().len(), 2);
+        assert!(load_in_jail(None, &[("SPECGEN_RATE_MESSAGES", "30 per minute")]).is_err());
+        assert!(load_in_jail(None, &[("SPECGEN_TRUSTED_PROXIES", "not-an-ip")]).is_err());
     }
 
     #[test]

@@ -4,9 +4,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use specgen_app::App;
+use specgen_app::{App, AppConfig, Ports};
 use specgen_http::{AppState, HttpConfig};
-use specgen_ports::{Store, SystemClock};
+use specgen_ports::{Clock, RateLimiter, Store, SystemClock};
 use specgen_store_postgres::{PgConfig, PgStore};
 use specgen_store_sqlite::{SqliteConfig, SqliteStore};
 
@@ -79,12 +79,28 @@ pub struct Running {
 /// Opens the store, migrates, recovers, binds and builds the server. Binding
 /// `127.0.0.1:0` picks a free port (tests do).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// As `start`, on a given clock (tests drive token expiry and rate-limit
+/// windows with a manual one).
+pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let opened = OpenedStore::open(config).await?;
     let applied = opened.migrate().await?;
-    // Generated before serving so the first login already has a stable key.
-    let _jwt_secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.specgen_data_dir)?;
+    let jwt_secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.specgen_data_dir)?;
 
-    let app = App::new(opened.store(), Arc::new(SystemClock));
+    let ports = Ports {
+        store: opened.store(),
+        clock: Arc::clone(&clock),
+        rate_limiter: rate_limiter(config, Arc::clone(&clock))?,
+    };
+    let app_config = AppConfig {
+        jwt_secret: jwt_secret.expose().as_bytes().to_vec(),
+        access_token_ttl: Duration::from_secs(config.specgen_access_token_ttl),
+        refresh_token_ttl: Duration::from_secs(config.specgen_refresh_token_ttl),
+        limits: config.limits()?,
+    };
+    let app = App::new(ports, app_config)?;
     app.recover_interrupted_replies().await?;
 
     let state = AppState {
@@ -96,6 +112,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         cors_origins: config.cors_origins(),
         workers: None,
         shutdown_timeout: Duration::from_secs(config.specgen_shutdown_timeout),
+        trusted_proxies: config.trusted_proxies()?,
     };
     let listener = TcpListener::bind(config.specgen_listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.specgen_listen))?;
@@ -132,6 +149,26 @@ pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     server.await?;
     tracing::info!("Spec Gen stopped");
     Ok(())
+}
+
+/// Redis when `REDIS_URL` is set (shared by every instance, falling back to
+/// in-process counting while Redis is down), in-process otherwise.
+fn rate_limiter(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    let local: Arc<dyn RateLimiter> = Arc::new(specgen_inprocess::InProcessRateLimiter::new(
+        Arc::clone(&clock),
+    ));
+    let Some(url) = &config.redis_url else {
+        return Ok(local);
+    };
+    let pool = specgen_redis::pool(url.expose(), 16, Duration::from_millis(500))?;
+    let shared: Arc<dyn RateLimiter> = Arc::new(specgen_redis::RedisRateLimiter::new(
+        pool,
+        clock,
+        "specgen".to_owned(),
+    ));
+    Ok(Arc::new(specgen_app::rate_limit::FailoverRateLimiter::new(
+        shared, local,
+    )))
 }
 
 /// Best effort: a machine without a desktop simply has no browser to open.

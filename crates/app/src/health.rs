@@ -31,7 +31,7 @@ impl Readiness {
 
 impl App {
     pub async fn readiness(&self) -> Readiness {
-        let store = match self.store.health.ping().await {
+        let store = match self.store().health.ping().await {
             Ok(()) => CheckStatus::Up,
             Err(e) => {
                 tracing::warn!(error = %e, "store is not ready");
@@ -52,9 +52,9 @@ impl App {
             message: "The server stopped before this reply finished.".to_owned(),
         };
         let failed = self
-            .store
+            .store()
             .messages
-            .fail_streaming(&error, self.clock.now())
+            .fail_streaming(&error, self.clock().now())
             .await?;
         if failed > 0 {
             tracing::warn!(failed, "marked interrupted replies as failed");

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use specgen_app::AppError;
 use specgen_ports::RepoError;
 
 use crate::request_id;
@@ -53,6 +54,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("authentication required")]
     Unauthenticated(String),
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("token expired")]
+    TokenExpired,
+    #[error("refresh token reused")]
+    TokenReused,
     #[error("forbidden")]
     Forbidden(String),
     #[error("not found")]
@@ -68,7 +75,7 @@ pub enum ApiError {
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("rate limited")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited { retry_after_secs: u64, limit: u32 },
     #[error("unavailable")]
     Unavailable(String),
     /// Readiness failed; `details` names each dependency that is down.
@@ -93,6 +100,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::TokenExpired => "TOKEN_EXPIRED",
+            Self::TokenReused => "TOKEN_REUSED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
@@ -114,12 +124,17 @@ impl ApiError {
             | Self::NotFound(m)
             | Self::Conflict(m) => m.clone(),
             Self::MethodNotAllowed => "This method is not allowed on this path.".into(),
+            Self::InvalidCredentials => "Wrong email or password.".into(),
+            Self::TokenExpired => "The access token has expired; refresh it.".into(),
+            Self::TokenReused => {
+                "This refresh token was already used; every session of that login has been signed out.".into()
+            }
             Self::PayloadTooLarge(limit) => {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),
             Self::Validation(_) => "The request is invalid; see details.".into(),
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs, .. } => {
                 format!("Too many requests; retry in {retry_after_secs} s.")
             }
             Self::Unavailable(_) | Self::DependenciesDown(_) => {
@@ -158,11 +173,38 @@ impl From<RepoError> for ApiError {
     }
 }
 
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid { field, message } => Self::validation(field, message),
+            AppError::Conflict(what) => Self::Conflict(what),
+            AppError::NotFound(what) => Self::not_found(what),
+            AppError::Forbidden(why) => Self::Forbidden(why.to_owned()),
+            AppError::InvalidCredentials => Self::InvalidCredentials,
+            AppError::Unauthenticated => {
+                Self::Unauthenticated("A valid access token is required.".into())
+            }
+            AppError::TokenExpired => Self::TokenExpired,
+            AppError::TokenReused => Self::TokenReused,
+            AppError::RateLimited(decision) => Self::RateLimited {
+                // Whole seconds, rounded up so a client that waits this long succeeds.
+                retry_after_secs: decision.reset_after.as_millis().div_ceil(1000).max(1) as u64,
+                limit: decision.limit,
+            },
+            AppError::Unavailable(why) => Self::Unavailable(why),
+            AppError::Unknown(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(_)
+            | Self::InvalidCredentials
+            | Self::TokenExpired
+            | Self::TokenReused => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -186,8 +228,15 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited {
+            retry_after_secs,
+            limit,
+        } = self
+        {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+            response.insert_header(("RateLimit-Limit", HeaderValue::from(*limit)));
+            response.insert_header(("RateLimit-Remaining", HeaderValue::from(0u32)));
+            response.insert_header(("RateLimit-Reset", HeaderValue::from(*retry_after_secs)));
         }
         response.json(self.envelope(request_id))
     }

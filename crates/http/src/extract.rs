@@ -55,7 +55,37 @@ where
     }
 }
 
+/// garde's report as the contract's field-level details.
+pub fn validate<T>(value: &T) -> Result<(), ApiError>
+where
+    T: garde::Validate,
+    T::Context: Default,
+{
+    value.validate().map_err(|report| {
+        ApiError::Validation(
+            report
+                .iter()
+                .map(|(path, error)| FieldError::new(path.to_string(), error.message()))
+                .collect(),
+        )
+    })
+}
+
 fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+    check_json_content_type(req)?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    Ok(())
+}
+
+/// `application/json`, or any `application/*+json`, with optional parameters.
+pub fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -67,14 +97,6 @@ fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
         });
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
-    }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
     }
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! Handlers call the application layer only; this crate never names a
 //! concrete store or provider.
 
+pub mod client;
+pub mod dto;
 pub mod envelope;
 pub mod error;
 pub mod extract;
@@ -11,6 +13,7 @@ pub mod metrics_setup;
 pub mod observe;
 pub mod request_id;
 pub mod routes;
+pub mod rules;
 pub mod state;
 
 use std::net::TcpListener;
@@ -36,6 +39,8 @@ pub struct HttpConfig {
     pub workers: Option<usize>,
     /// How long in-flight requests get to finish on SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, proxies).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -45,6 +50,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             workers: None,
             shutdown_timeout: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -57,15 +63,66 @@ impl Default for HttpConfig {
             `{success: true, data, message?}` or `{success: false, error: {code, message, details?, requestId}}`.",
     ),
     components(schemas(error::ErrorEnvelope, error::ErrorBody, error::FieldError)),
-    tags((name = "health", description = "Liveness and readiness probes"))
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Liveness and readiness probes"),
+        (name = "auth", description = "Registration, sign-in, token rotation and sign-out"),
+        (name = "users", description = "The caller's account and profile"),
+        (name = "chat", description = "Sessions, participants and messages"),
+    )
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme the protected operations name.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// Registers every documented operation; the single list both the server and
 /// the OpenAPI document are built from.
 fn api_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    use utoipa_actix_web::scope;
     cfg.service(routes::health::live)
-        .service(routes::health::ready);
+        .service(routes::health::ready)
+        .service(
+            scope("/api/v1/auth")
+                .service(routes::auth::register)
+                .service(routes::auth::login)
+                .service(routes::auth::refresh)
+                .service(routes::auth::logout)
+                .service(routes::auth::logout_all),
+        )
+        .service(
+            scope("/api/v1/chat")
+                .service(routes::sessions::create)
+                .service(routes::sessions::list)
+                .service(routes::sessions::get)
+                .service(routes::sessions::update)
+                .service(routes::sessions::delete)
+                .service(routes::sessions::add_participant)
+                .service(routes::sessions::remove_participant),
+        )
+        .service(
+            scope("/api/v1/users")
+                .service(routes::users::me)
+                .service(routes::users::update_profile)
+                .service(routes::users::change_password)
+                .service(routes::users::delete_me),
+        );
 }
 
 /// The OpenAPI 3.1 document of everything `api_routes` serves.
@@ -107,7 +164,8 @@ pub fn server(
             .openapi(ApiDoc::openapi())
             .configure(api_routes)
             .split_for_parts();
-        app.app_data(config_data.clone())
+        app.app_data(web::PayloadConfig::new(config_data.body_limit))
+            .app_data(config_data.clone())
             .app_data(state_data.clone())
             .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", api))
             .route("/api/docs", web::get().to(routes::ops::docs_redirect))

@@ -2,14 +2,21 @@
 //! the plain types that cross them. Adapters (stores, caches, providers)
 //! implement these; nothing here knows a driver or a framework.
 
+pub mod ai;
 pub mod clock;
 pub mod error;
 pub mod page;
+pub mod rate_limit;
 pub mod store;
 
+pub use ai::{
+    AiProvider, ChatTurn, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage,
+    TurnRole,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RepoError;
 pub use page::{Direction, Page, PageRequest};
+pub use rate_limit::{RateDecision, RateLimitError, RateLimiter, RateRule};
 pub use store::{
     MessageRepository, RefreshTokenRepository, SessionRepository, Store, StoreHealth,
     UserRepository,

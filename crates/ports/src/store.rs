@@ -69,6 +69,14 @@ pub trait RefreshTokenRepository: Send + Sync {
         new: &RefreshToken,
     ) -> Result<(), RepoError>;
 
+    /// Whether a login family still has a token that can be used: neither
+    /// spent nor revoked, and not expired at `now`.
+    async fn family_is_live(
+        &self,
+        family: FamilyId,
+        now: OffsetDateTime,
+    ) -> Result<bool, RepoError>;
+
     /// Revokes every unrevoked token of a login family; returns how many.
     async fn revoke_family(&self, family: FamilyId, at: OffsetDateTime) -> Result<u64, RepoError>;
 

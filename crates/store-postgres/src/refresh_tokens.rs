@@ -83,6 +83,28 @@ impl RefreshTokenRepository for PgStore {
         .map_err(DbError::into_repo)
     }
 
+    async fn family_is_live(
+        &self,
+        family: FamilyId,
+        now: OffsetDateTime,
+    ) -> Result<bool, RepoError> {
+        async {
+            let mut conn = self.conn().await?;
+            let live = diesel::select(diesel::dsl::exists(
+                refresh_tokens::table
+                    .filter(refresh_tokens::family_id.eq(family.as_uuid()))
+                    .filter(refresh_tokens::spent_at.is_null())
+                    .filter(refresh_tokens::revoked_at.is_null())
+                    .filter(refresh_tokens::expires_at.gt(now)),
+            ))
+            .get_result::<bool>(&mut conn)
+            .await?;
+            Ok(live)
+        }
+        .await
+        .map_err(DbError::into_repo)
+    }
+
     async fn revoke_family(&self, family: FamilyId, at: OffsetDateTime) -> Result<u64, RepoError> {
         async {
             let mut conn = self.conn().await?;

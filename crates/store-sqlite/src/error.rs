@@ -18,6 +18,8 @@ pub(crate) enum StoreError {
     /// No pooled connection became free within `wait_timeout`.
     PoolTimeout,
     Pool(DeadpoolError),
+    /// The task running the query died (panicked or its runtime shut down).
+    Task(String),
 }
 
 impl From<DieselError> for StoreError {
@@ -45,6 +47,7 @@ impl From<StoreError> for RepoError {
             // Every pool failure (closed, timed out, could not open or set up
             // a connection) means "the store cannot answer now".
             StoreError::Pool(e) => RepoError::Unavailable(format!("SQLite pool: {e}")),
+            StoreError::Task(why) => RepoError::unknown(format!("SQLite task failed: {why}")),
         };
         if let RepoError::Unavailable(why) = &mapped {
             tracing::warn!(%why, "SQLite store unavailable");

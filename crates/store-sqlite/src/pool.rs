@@ -79,6 +79,12 @@ pub(crate) fn build_pool(
 pub(crate) struct Db {
     pub(crate) pool: Pool<Conn>,
     pub(crate) wait_timeout: Duration,
+    /// The multi-threaded runtime the store was opened on. Work runs there as
+    /// a detached task: a caller whose future is dropped (actix drops every
+    /// extractor's future when one fails) must not cancel diesel-async's
+    /// blocking task, whose cancel guard calls `block_in_place` and panics
+    /// on actix's current-thread worker runtimes.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 impl Db {
@@ -97,11 +103,15 @@ impl Db {
         F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let mut conn = self.conn().await?;
-        // spawn_blocking wants a QueryResult: carry ours inside it.
-        let outcome = conn.spawn_blocking(move |c| Ok(f(c))).await;
-        drop(conn);
-        outcome?
+        let db = self.clone();
+        let task = self.runtime.spawn(async move {
+            let mut conn = db.conn().await?;
+            // spawn_blocking wants a QueryResult: carry ours inside it.
+            let outcome = conn.spawn_blocking(move |c| Ok(f(c))).await;
+            drop(conn);
+            outcome?
+        });
+        task.await.map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction: for every write that

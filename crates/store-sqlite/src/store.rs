@@ -91,9 +91,15 @@ impl SqliteStore {
             .to_owned();
         let pool = build_pool(&url, cfg.busy_timeout, cfg.max_connections)
             .with_context(|| format!("cannot build the SQLite pool for {url}"))?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .context("the SQLite store must be opened inside a tokio runtime")?;
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            anyhow::bail!("the SQLite store needs a multi-threaded tokio runtime");
+        }
         let db = Db {
             pool,
             wait_timeout: cfg.wait_timeout,
+            runtime,
         };
         Ok(Self {
             repos: Arc::new(SqliteRepos { db }),

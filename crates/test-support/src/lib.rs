@@ -7,6 +7,7 @@
 //! migrated, isolated store (its own database, schema or file).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ai;
 pub mod contract;
 pub mod fixtures;
 pub mod proxy;

@@ -4,9 +4,12 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use reqwest::{Method, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 use specgen::config::{Config, ConnectionUrl};
+use specgen_ports::ManualClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -17,6 +20,8 @@ pub enum Backend {
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
+    /// The server's clock: advance it to expire tokens and rate-limit windows.
+    pub clock: Arc<ManualClock>,
     handle: actix_web::dev::ServerHandle,
     _data_dir: tempfile::TempDir,
     _database: Option<specgen_store_postgres::testing::TestDatabase>,
@@ -48,7 +53,10 @@ impl TestApp {
             }
         };
         adjust(&mut config);
-        let running = specgen::wiring::start(&config).await.unwrap();
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        let running = specgen::wiring::start_with_clock(&config, clock.clone())
+            .await
+            .unwrap();
         let handle = running.server.handle();
         tokio::spawn(running.server);
         Self {
@@ -57,6 +65,7 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            clock,
             handle,
             _data_dir: data_dir,
             _database: database,
@@ -144,4 +153,76 @@ macro_rules! for_both_stores {
             )+
         }
     };
+}
+
+impl TestApp {
+    /// Any method, optional bearer token and JSON body; status and parsed body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// Registers `email` with the standard test password; returns the account.
+    pub async fn register(&self, email: &str) -> Account {
+        let (status, body) = self
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": PASSWORD, "name": "Test User"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        Account::from_auth(&body["data"])
+    }
+
+    /// Attempts a login; status and body.
+    pub async fn login(&self, email: &str, password: &str, device: &str) -> (u16, Value) {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password, "deviceId": device}),
+        )
+        .await
+    }
+
+    pub async fn login_ok(&self, email: &str, device: &str) -> Account {
+        let (status, body) = self.login(email, PASSWORD, device).await;
+        assert_eq!(status, 200, "{body}");
+        Account::from_auth(&body["data"])
+    }
+}
+
+/// A password that passes the policy and is not a common one.
+pub const PASSWORD: &str = "Sturdy-Otter-42";
+
+/// One signed-in login of a user.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub user_id: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl Account {
+    pub fn from_auth(data: &Value) -> Self {
+        Self {
+            user_id: data["user"]["id"].as_str().unwrap().to_owned(),
+            access: data["tokens"]["accessToken"].as_str().unwrap().to_owned(),
+            refresh: data["tokens"]["refreshToken"].as_str().unwrap().to_owned(),
+        }
+    }
 }

@@ -1,3 +1,6 @@
+pub mod auth;
 pub mod fallback;
 pub mod health;
 pub mod ops;
+pub mod sessions;
+pub mod users;

@@ -75,6 +75,28 @@ impl RefreshTokenRepository for SqliteRepos {
         Ok(())
     }
 
+    async fn family_is_live(
+        &self,
+        family: FamilyId,
+        now: OffsetDateTime,
+    ) -> Result<bool, RepoError> {
+        let (family, now) = (family.to_string(), micros(now));
+        let live = self
+            .db
+            .run(move |c| {
+                Ok(diesel::select(diesel::dsl::exists(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::family_id.eq(family))
+                        .filter(refresh_tokens::spent_at.is_null())
+                        .filter(refresh_tokens::revoked_at.is_null())
+                        .filter(refresh_tokens::expires_at.gt(now)),
+                ))
+                .get_result::<bool>(c)?)
+            })
+            .await?;
+        Ok(live)
+    }
+
     async fn revoke_family(&self, family: FamilyId, at: OffsetDateTime) -> Result<u64, RepoError> {
         let (family, at) = (family.to_string(), micros(at));
         let changed = self

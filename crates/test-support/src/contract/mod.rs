@@ -2,6 +2,7 @@
 //! and the embedded store must both pass all of them.
 
 pub mod messages;
+pub mod rate_limit;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod users;
@@ -26,6 +27,7 @@ macro_rules! store_contract_tests {
             refresh_tokens::concurrent_rotations_one_wins,
             refresh_tokens::revoke_family_only_touches_family,
             refresh_tokens::revoke_all_keeps_excepted_family,
+            refresh_tokens::family_liveness_follows_rotation_and_revocation,
             sessions::create_makes_owner_participant,
             sessions::non_participant_sees_nothing,
             sessions::list_empty,
@@ -57,6 +59,34 @@ macro_rules! store_contract_tests {
                 let test_store = $fresh().await;
                 $crate::contract::$module::$case(&test_store.store).await;
                 drop(test_store);
+            }
+        )+
+    };
+}
+
+/// Expands to one `#[tokio::test]` per rate-limiter contract case, each on a
+/// fresh limiter and the clock it reads from `$fresh` (an
+/// `async fn() -> (Arc<dyn RateLimiter>, Arc<ManualClock>)`).
+#[macro_export]
+macro_rules! rate_limit_contract_tests {
+    ($fresh:path) => {
+        $crate::rate_limit_contract_tests!(@cases $fresh;
+            burst_then_refused,
+            peek_counts_nothing,
+            new_window_starts_from_zero,
+            keys_are_independent,
+            window_lengths_count_apart,
+            reset_after_shrinks_within_window,
+            concurrent_hits_allow_exactly_limit,
+            fifteen_minute_window,
+        );
+    };
+    (@cases $fresh:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (limiter, clock) = $fresh().await;
+                $crate::contract::rate_limit::$case(&limiter, &clock).await;
             }
         )+
     };

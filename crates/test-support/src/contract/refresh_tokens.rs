@@ -210,3 +210,37 @@ pub async fn revoke_all_keeps_excepted_family(s: &Store) {
             .is_some()
     );
 }
+
+pub async fn family_liveness_follows_rotation_and_revocation(s: &Store) {
+    let user = registered(s).await;
+    let family = FamilyId::new_v7();
+    let now = fixtures::now();
+    assert!(
+        !s.refresh_tokens.family_is_live(family, now).await.unwrap(),
+        "no token yet"
+    );
+    let first = fixtures::refresh_token(user.id, family);
+    s.refresh_tokens.insert(&first).await.unwrap();
+    assert!(s.refresh_tokens.family_is_live(family, now).await.unwrap());
+    s.refresh_tokens
+        .rotate(first.id, now, &fixtures::refresh_token(user.id, family))
+        .await
+        .unwrap();
+    assert!(
+        s.refresh_tokens.family_is_live(family, now).await.unwrap(),
+        "the rotated-in token is live"
+    );
+    let after_expiry = first.expires_at + time::Duration::seconds(1);
+    assert!(
+        !s.refresh_tokens
+            .family_is_live(family, after_expiry)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    s.refresh_tokens.revoke_family(family, now).await.unwrap();
+    assert!(
+        !s.refresh_tokens.family_is_live(family, now).await.unwrap(),
+        "revoked"
+    );
+}

@@ -1,0 +1,243 @@
+//! Sessions and participants over real HTTP, against both stores; the
+//! access rule (non-participants get 404 for everything about a session).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Account, Backend, TestApp, assert_error};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SESSIONS: &str = "/api/v1/chat/sessions";
+
+async fn create(app: &TestApp, who: &Account, body: Value) -> Value {
+    let (status, body) = app
+        .call(Method::POST, SESSIONS, Some(&who.access), Some(&body))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["data"].clone()
+}
+
+fn session_path(session: &Value) -> String {
+    format!("{SESSIONS}/{}", session["id"].as_str().unwrap())
+}
+
+async fn create_get_patch_delete(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.register("owner@example.com").await;
+    let session = create(&app, &owner, json!({"title": "  Plans  ", "systemPrompt": "Be brief.", "provider": "demo", "model": "demo"})).await;
+    assert_eq!(session["title"], "Plans");
+    assert_eq!(session["ownerId"], owner.user_id.as_str());
+    assert_eq!(session["lastMessageAt"], Value::Null);
+    let untitled = create(&app, &owner, json!({})).await;
+    assert_eq!(untitled["title"], "New chat");
+
+    let path = session_path(&session);
+    let (status, got) = app.get_as(&path, &owner.access).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["data"]["participants"][0]["role"], "owner");
+    assert_eq!(
+        got["data"]["participants"][0]["userId"],
+        owner.user_id.as_str()
+    );
+    assert_eq!(got["data"]["systemPrompt"], "Be brief.");
+
+    let (status, patched) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&owner.access),
+            Some(&json!({"title": "Renamed", "systemPrompt": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["data"]["title"], "Renamed");
+    assert_eq!(patched["data"]["systemPrompt"], Value::Null);
+    assert_eq!(patched["data"]["provider"], "demo", "absent fields stay");
+
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&owner.access),
+            Some(&json!({"title": "", "provider": "gpt"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"].as_array().unwrap().len(), 2);
+
+    let (status, _) = app
+        .call(Method::DELETE, &path, Some(&owner.access), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app.get_as(&path, &owner.access).await;
+    assert_eq!(status, 404);
+    assert_error(&body, "NOT_FOUND");
+}
+
+async fn list_is_paged_most_recent_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.register("lister@example.com").await;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(
+            create(&app, &owner, json!({"title": format!("s{i}")})).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        app.clock.advance(time::Duration::seconds(1));
+    }
+    let (status, first) = app
+        .get_as(&format!("{SESSIONS}?limit=2"), &owner.access)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let ids = |page: &Value| {
+        page["data"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), [made[4].clone(), made[3].clone()]);
+    let cursor = first["data"]["nextCursor"].as_str().unwrap();
+    let (_, second) = app
+        .get_as(
+            &format!("{SESSIONS}?limit=2&cursor={cursor}"),
+            &owner.access,
+        )
+        .await;
+    assert_eq!(ids(&second), [made[2].clone(), made[1].clone()]);
+    let cursor = second["data"]["nextCursor"].as_str().unwrap();
+    let (_, last) = app
+        .get_as(
+            &format!("{SESSIONS}?limit=2&cursor={cursor}"),
+            &owner.access,
+        )
+        .await;
+    assert_eq!(ids(&last), [made[0].clone()]);
+    assert_eq!(last["data"]["nextCursor"], Value::Null);
+
+    for bad in ["?limit=0", "?limit=101", "?limit=ten", "?cursor=garbage"] {
+        let (status, body) = app.get_as(&format!("{SESSIONS}{bad}"), &owner.access).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert_error(&body, "VALIDATION_FAILED");
+    }
+}
+
+async fn participants_join_leave_and_access_rule(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.register("host@example.com").await;
+    let member = app.register("guest@example.com").await;
+    let stranger = app.register("stranger@example.com").await;
+    let session = create(&app, &owner, json!({"title": "Shared"})).await;
+    let path = session_path(&session);
+
+    // A stranger learns nothing: 404 for reading, changing, deleting, joining.
+    for (method, sub, body) in [
+        (Method::GET, "", None),
+        (Method::PATCH, "", Some(json!({"title": "mine"}))),
+        (Method::DELETE, "", None),
+        (
+            Method::POST,
+            "/participants",
+            Some(json!({"email": "stranger@example.com"})),
+        ),
+    ] {
+        let (status, body) = app
+            .call(
+                method.clone(),
+                &format!("{path}{sub}"),
+                Some(&stranger.access),
+                body.as_ref(),
+            )
+            .await;
+        assert_eq!(status, 404, "{method} {sub}: {body}");
+        assert_error(&body, "NOT_FOUND");
+    }
+
+    let participants = format!("{path}/participants");
+    let (status, added) = app
+        .call(
+            Method::POST,
+            &participants,
+            Some(&owner.access),
+            Some(&json!({"email": "GUEST@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["data"]["role"], "member");
+    assert_eq!(added["data"]["userId"], member.user_id.as_str());
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &participants,
+            Some(&owner.access),
+            Some(&json!({"email": "guest@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_error(&body, "CONFLICT");
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &participants,
+            Some(&owner.access),
+            Some(&json!({"email": "nobody@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_error(&body, "NOT_FOUND");
+
+    // The member sees it, but may not change it.
+    let (status, listed) = app.get_as(SESSIONS, &member.access).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["data"]["items"][0]["id"], session["id"]);
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&member.access),
+            Some(&json!({"title": "mine"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_error(&body, "FORBIDDEN");
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("{participants}/{}", owner.user_id),
+            Some(&member.access),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "nobody removes the owner");
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("{participants}/{}", owner.user_id),
+            Some(&owner.access),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "the owner cannot leave: {body}");
+
+    // The member leaves; then it is a stranger too.
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("{participants}/{}", member.user_id),
+            Some(&member.access),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get_as(&path, &member.access).await.0, 404);
+}
+
+for_both_stores!(
+    create_get_patch_delete,
+    list_is_paged_most_recent_first,
+    participants_join_leave_and_access_rule
+);

@@ -1,0 +1,216 @@
+//! Sessions and participants.
+
+use specgen_domain::{
+    ChatSession, Email, ModelName, Participant, ParticipantRole, ParticipantView, ProviderName,
+    SessionId, SessionTitle, SystemPrompt, UserId,
+};
+use specgen_ports::{Page, PageRequest, RepoError};
+
+use crate::{App, AppError, AuthContext};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewSession {
+    pub title: Option<SessionTitle>,
+    pub system_prompt: Option<SystemPrompt>,
+    pub provider: Option<ProviderName>,
+    pub model: Option<ModelName>,
+}
+
+/// Fields to change; the outer `None` leaves a field as it is, `Some(None)`
+/// clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPatch {
+    pub title: Option<SessionTitle>,
+    pub system_prompt: Option<Option<SystemPrompt>>,
+    pub provider: Option<Option<ProviderName>>,
+    pub model: Option<Option<ModelName>>,
+}
+
+/// A session with the people in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    pub session: ChatSession,
+    pub participants: Vec<ParticipantView>,
+}
+
+impl App {
+    /// The session and the caller's role in it, or `NotFound` when the caller
+    /// does not participate (so ids cannot be probed).
+    pub(crate) async fn access(
+        &self,
+        auth: AuthContext,
+        id: SessionId,
+    ) -> Result<(ChatSession, ParticipantRole), AppError> {
+        self.store()
+            .sessions
+            .find_for_participant(id, auth.user_id)
+            .await?
+            .ok_or(AppError::NotFound("session"))
+    }
+
+    async fn owned(&self, auth: AuthContext, id: SessionId) -> Result<ChatSession, AppError> {
+        match self.access(auth, id).await? {
+            (session, ParticipantRole::Owner) => Ok(session),
+            (_, ParticipantRole::Member) => {
+                Err(AppError::Forbidden("only the session's owner may do this"))
+            }
+        }
+    }
+
+    pub async fn create_session(
+        &self,
+        auth: AuthContext,
+        new: NewSession,
+    ) -> Result<ChatSession, AppError> {
+        let now = self.now();
+        let session = ChatSession {
+            id: SessionId::new_v7(),
+            title: new.title.unwrap_or_else(SessionTitle::default_title),
+            owner_id: auth.user_id,
+            system_prompt: new.system_prompt,
+            provider: new.provider,
+            model: new.model,
+            created_at: now,
+            updated_at: now,
+            last_message_at: None,
+            deleted_at: None,
+        };
+        self.store().sessions.create(&session).await?;
+        Ok(session)
+    }
+
+    pub async fn list_sessions(
+        &self,
+        auth: AuthContext,
+        page: PageRequest,
+    ) -> Result<Page<ChatSession>, AppError> {
+        Ok(self
+            .store()
+            .sessions
+            .list_for_user(auth.user_id, page)
+            .await?)
+    }
+
+    pub async fn get_session(
+        &self,
+        auth: AuthContext,
+        id: SessionId,
+    ) -> Result<SessionView, AppError> {
+        let (session, _) = self.access(auth, id).await?;
+        let participants = self.store().sessions.participants(id).await?;
+        Ok(SessionView {
+            session,
+            participants,
+        })
+    }
+
+    pub async fn update_session(
+        &self,
+        auth: AuthContext,
+        id: SessionId,
+        patch: SessionPatch,
+    ) -> Result<SessionView, AppError> {
+        let mut session = self.owned(auth, id).await?;
+        if let Some(title) = patch.title {
+            session.title = title;
+        }
+        if let Some(system_prompt) = patch.system_prompt {
+            session.system_prompt = system_prompt;
+        }
+        if let Some(provider) = patch.provider {
+            session.provider = provider;
+        }
+        if let Some(model) = patch.model {
+            session.model = model;
+        }
+        session.updated_at = self.now();
+        self.store()
+            .sessions
+            .update(&session)
+            .await
+            .map_err(not_found_as("session"))?;
+        let participants = self.store().sessions.participants(id).await?;
+        Ok(SessionView {
+            session,
+            participants,
+        })
+    }
+
+    pub async fn delete_session(&self, auth: AuthContext, id: SessionId) -> Result<(), AppError> {
+        self.owned(auth, id).await?;
+        self.store()
+            .sessions
+            .soft_delete(id, self.now())
+            .await
+            .map_err(not_found_as("session"))?;
+        Ok(())
+    }
+
+    /// The owner adds someone by email: unknown email `NotFound`, already in `Conflict`.
+    pub async fn add_participant(
+        &self,
+        auth: AuthContext,
+        id: SessionId,
+        email: Email,
+    ) -> Result<ParticipantView, AppError> {
+        self.owned(auth, id).await?;
+        let user = self
+            .store()
+            .users
+            .find_by_email(&email)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        let participant = Participant {
+            session_id: id,
+            user_id: user.id,
+            role: ParticipantRole::Member,
+            joined_at: self.now(),
+        };
+        match self.store().sessions.add_participant(&participant).await {
+            Ok(()) => Ok(ParticipantView {
+                user_id: user.id,
+                name: user.name,
+                role: participant.role,
+                joined_at: participant.joined_at,
+            }),
+            Err(RepoError::Conflict(_)) => Err(AppError::Conflict(
+                "this user is already a participant".into(),
+            )),
+            Err(RepoError::NotFound) => Err(AppError::NotFound("session")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The owner removes a member, or a member leaves. The owner cannot leave.
+    pub async fn remove_participant(
+        &self,
+        auth: AuthContext,
+        id: SessionId,
+        user: UserId,
+    ) -> Result<(), AppError> {
+        let (session, role) = self.access(auth, id).await?;
+        if user == session.owner_id {
+            return Err(AppError::Conflict(
+                "the owner cannot leave their own session; delete it instead".into(),
+            ));
+        }
+        if role != ParticipantRole::Owner && user != auth.user_id {
+            return Err(AppError::Forbidden(
+                "only the owner may remove other participants",
+            ));
+        }
+        self.store()
+            .sessions
+            .remove_participant(id, user)
+            .await
+            .map_err(not_found_as("participant"))?;
+        Ok(())
+    }
+}
+
+fn not_found_as(what: &'static str) -> impl Fn(RepoError) -> AppError {
+    move |e| match e {
+        RepoError::NotFound => AppError::NotFound(what),
+        other => other.into(),
+    }
+}

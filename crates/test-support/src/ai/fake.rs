@@ -1,0 +1,431 @@
+//! A scriptable fake AI upstream: HTTP/1.1 on a loopback port, one request
+//! per connection, SSE bodies in chunked transfer encoding as the real APIs
+//! send them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use specgen_ports::TokenUsage;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::wire::Render;
+use super::{FAKE_USAGE, FakeWire};
+
+/// What the fake does with every request it receives.
+#[derive(Debug, Clone)]
+pub enum FakeBehaviour {
+    /// Streams `chunks` as text deltas, `chunk_delay` before each, then the
+    /// final usage and the stop event.
+    Success {
+        chunks: Vec<String>,
+        chunk_delay: Duration,
+    },
+    /// Answers `status` with `body` (JSON) and an optional `retry-after`
+    /// header in seconds; no stream.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+        body: String,
+    },
+    /// Sends the response head and the stream's preamble at once, then waits
+    /// `delay` before the first delta.
+    SlowFirstToken {
+        delay: Duration,
+        chunks: Vec<String>,
+    },
+    /// Streams the first `after_chunks` deltas, then closes the socket
+    /// abruptly: no stop event, no end of the chunked body.
+    CutMidStream {
+        chunks: Vec<String>,
+        after_chunks: usize,
+    },
+    /// Streams the first `after_chunks` deltas, then ends the HTTP body
+    /// cleanly but without the stop event (`message_stop` / `[DONE]`), as a
+    /// proxy that gives up on a stream may.
+    EndsWithoutStop {
+        chunks: Vec<String>,
+        after_chunks: usize,
+    },
+    /// One valid delta, then a `data: {not json` event, then more valid
+    /// events and a normal end (an adapter must not skip the bad event).
+    MalformedEvent { first_chunk: String },
+    /// Streams the first `after_chunks` deltas, then the provider's in-stream
+    /// error event with `kind` and `message`.
+    ErrorEvent {
+        chunks: Vec<String>,
+        after_chunks: usize,
+        kind: String,
+        message: String,
+    },
+}
+
+/// One request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Header names in lower case, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body, `Value::Null` when the body was not JSON.
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// The first value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Shared {
+    wire: FakeWire,
+    behaviour: FakeBehaviour,
+    usage: TokenUsage,
+    requests: Mutex<Vec<RecordedRequest>>,
+    /// How many connections the client closed while the fake was still
+    /// streaming to it.
+    peer_closes: watch::Sender<usize>,
+}
+
+pub struct FakeUpstream {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl FakeUpstream {
+    /// Listens on a free loopback port; usage is [`FAKE_USAGE`].
+    pub async fn start(wire: FakeWire, behaviour: FakeBehaviour) -> Self {
+        Self::start_with_usage(wire, behaviour, FAKE_USAGE).await
+    }
+
+    pub async fn start_with_usage(
+        wire: FakeWire,
+        behaviour: FakeBehaviour,
+        usage: TokenUsage,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the fake upstream");
+        let address = listener.local_addr().expect("local address");
+        let (peer_closes, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            wire,
+            behaviour,
+            usage,
+            requests: Mutex::new(Vec::new()),
+            peer_closes,
+        });
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        Self {
+            address,
+            shared,
+            task,
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The base URL to configure the adapter with (see [`FakeWire::base_url`]).
+    pub fn base_url(&self) -> String {
+        self.shared.wire.base_url(self.address)
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Connections the client closed before the fake finished its response.
+    pub fn peer_closes(&self) -> usize {
+        *self.shared.peer_closes.borrow()
+    }
+
+    /// Waits until the client has closed a connection mid-response; false if
+    /// that did not happen `within`.
+    pub async fn wait_for_peer_close(&self, within: Duration) -> bool {
+        let mut closes = self.shared.peer_closes.subscribe();
+        tokio::time::timeout(within, closes.wait_for(|n| *n > 0))
+            .await
+            .is_ok_and(|changed| changed.is_ok())
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        // The accept loop owns the connection tasks; aborting it drops them.
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve(stream, Arc::clone(&shared)));
+                }
+                Err(_) => return,
+            },
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let (mut reader, mut writer) = stream.into_split();
+    let Some(request) = read_request(&mut reader).await else {
+        return;
+    };
+    let routed = request.method == "POST" && request.path == shared.wire.completion_path();
+    let model = request.body["model"]
+        .as_str()
+        .unwrap_or("unknown-model")
+        .to_owned();
+    shared.requests.lock().unwrap().push(request);
+
+    if !routed {
+        let body = shared.wire.error_body("not_found_error", "no such route");
+        let _ = write_plain(&mut writer, 404, None, &body).await;
+        return;
+    }
+    if let FakeBehaviour::Status {
+        status,
+        retry_after,
+        body,
+    } = &shared.behaviour
+    {
+        let _ = write_plain(&mut writer, *status, *retry_after, body).await;
+        return;
+    }
+
+    let render = Render {
+        wire: shared.wire,
+        model: &model,
+        usage: shared.usage,
+    };
+    let steps = script(&shared.behaviour, &render);
+    // Watch the read side while streaming: EOF there (or a failed write) is
+    // the client going away, which tests of early drops wait for.
+    let peer_gone = tokio::select! {
+        written = stream_steps(&mut writer, steps) => written.is_err(),
+        () = wait_for_eof(&mut reader) => true,
+    };
+    if peer_gone {
+        shared.peer_closes.send_modify(|n| *n += 1);
+    }
+}
+
+enum Step {
+    Send(String),
+    Sleep(Duration),
+    /// Close the socket mid-body.
+    Cut,
+    /// End the chunked body properly and close.
+    End,
+}
+
+fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
+    let mut steps: Vec<Step> = render.preamble().into_iter().map(Step::Send).collect();
+    let deltas = |chunks: &[String], delay: Duration| -> Vec<Step> {
+        chunks
+            .iter()
+            .flat_map(|c| {
+                let pause = (!delay.is_zero()).then_some(Step::Sleep(delay));
+                pause.into_iter().chain([Step::Send(render.delta(c))])
+            })
+            .collect()
+    };
+    let finish = || render.finish().into_iter().map(Step::Send);
+    match behaviour {
+        FakeBehaviour::Success {
+            chunks,
+            chunk_delay,
+        } => {
+            steps.extend(deltas(chunks, *chunk_delay));
+            steps.extend(finish());
+            steps.push(Step::End);
+        }
+        FakeBehaviour::SlowFirstToken { delay, chunks } => {
+            steps.push(Step::Sleep(*delay));
+            steps.extend(deltas(chunks, Duration::ZERO));
+            steps.extend(finish());
+            steps.push(Step::End);
+        }
+        FakeBehaviour::CutMidStream {
+            chunks,
+            after_chunks,
+        } => {
+            steps.extend(deltas(&chunks[..*after_chunks], Duration::ZERO));
+            steps.push(Step::Cut);
+        }
+        FakeBehaviour::EndsWithoutStop {
+            chunks,
+            after_chunks,
+        } => {
+            steps.extend(deltas(&chunks[..*after_chunks], Duration::ZERO));
+            steps.push(Step::End);
+        }
+        FakeBehaviour::MalformedEvent { first_chunk } => {
+            steps.push(Step::Send(render.delta(first_chunk)));
+            steps.push(Step::Send(render.malformed()));
+            steps.push(Step::Send(render.delta(" and more")));
+            steps.extend(finish());
+            steps.push(Step::End);
+        }
+        FakeBehaviour::ErrorEvent {
+            chunks,
+            after_chunks,
+            kind,
+            message,
+        } => {
+            steps.extend(deltas(&chunks[..*after_chunks], Duration::ZERO));
+            steps.push(Step::Send(render.error_event(kind, message)));
+            steps.push(Step::End);
+        }
+        // Answered before any stream starts (see `serve`).
+        FakeBehaviour::Status { .. } => {}
+    }
+    steps
+}
+
+async fn stream_steps(writer: &mut OwnedWriteHalf, steps: Vec<Step>) -> std::io::Result<()> {
+    writer
+        .write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+              transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        )
+        .await?;
+    writer.flush().await?;
+    for step in steps {
+        match step {
+            Step::Send(event) => {
+                // One SSE event per HTTP chunk, flushed, so the client sees
+                // it now rather than when a buffer fills.
+                let frame = format!("{:x}\r\n{event}\r\n", event.len());
+                writer.write_all(frame.as_bytes()).await?;
+                writer.flush().await?;
+            }
+            Step::Sleep(pause) => tokio::time::sleep(pause).await,
+            Step::Cut => return Ok(()),
+            Step::End => {
+                writer.write_all(b"0\r\n\r\n").await?;
+                writer.flush().await?;
+                writer.shutdown().await?;
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves when the client closes its side (or the socket fails). The client
+/// sends nothing after its request, so any read that returns is the end.
+async fn wait_for_eof(reader: &mut OwnedReadHalf) {
+    let mut sink = [0u8; 512];
+    loop {
+        match reader.read(&mut sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        529 => "Overloaded",
+        _ => "Status",
+    }
+}
+
+async fn write_plain(
+    writer: &mut OwnedWriteHalf,
+    status: u16,
+    retry_after: Option<u64>,
+    body: &str,
+) -> std::io::Result<()> {
+    let retry = retry_after
+        .map(|s| format!("retry-after: {s}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n",
+        reason_phrase(status),
+        body.len(),
+    );
+    writer.write_all(head.as_bytes()).await?;
+    writer.write_all(body.as_bytes()).await?;
+    writer.flush().await?;
+    writer.shutdown().await
+}
+
+/// Reads one request: head up to the blank line, then `content-length` bytes.
+async fn read_request(reader: &mut OwnedReadHalf) -> Option<RecordedRequest> {
+    const LIMIT: usize = 1 << 20;
+    let mut buffer = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        if buffer.len() > LIMIT {
+            return None;
+        }
+        let read = reader.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(LIMIT);
+    let mut body = buffer[head_end + 4..].to_vec();
+    while body.len() < length {
+        let read = reader.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..read]);
+    }
+    Some(RecordedRequest {
+        method,
+        path,
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    })
+}
