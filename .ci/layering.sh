@@ -17,10 +17,15 @@ check() { # crate forbidden...
     fi
   done
 }
-core_forbidden=(diesel diesel-async actix-web actix-http actix-ws reqwest redis deadpool-redis tokio-postgres libsqlite3-sys async-openai)
+adapters=(specgen-store-postgres specgen-store-sqlite specgen-inprocess specgen-redis specgen-ai-claude specgen-ai-openai specgen-ai-demo)
+core_forbidden=(diesel diesel-async actix-web actix-http actix-ws reqwest redis deadpool-redis tokio-postgres libsqlite3-sys async-openai "${adapters[@]}")
 check specgen-domain "${core_forbidden[@]}" tokio
 check specgen-ports "${core_forbidden[@]}"
 check specgen-app "${core_forbidden[@]}"
-check specgen-http diesel diesel-async redis deadpool-redis specgen-store-postgres specgen-store-sqlite async-openai
+check specgen-http diesel diesel-async redis deadpool-redis async-openai "${adapters[@]}"
+# Adapters depend on ports, never on each other.
+for adapter in "${adapters[@]}"; do
+  check "$adapter" $(printf '%s\n' "${adapters[@]}" | grep -vx "$adapter")
+done
 [ "$fail" = 0 ] && echo "layering ok"
 exit "$fail"

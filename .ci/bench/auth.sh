@@ -9,9 +9,9 @@ loops=${LOOPS:-$(( 2 * $(nproc) ))}
 cargo build --release -q -p specgen -p specgen-loadgen
 dir=$(mktemp -d)
 export SPECGEN_DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/specgen.db" SPECGEN_LISTEN="127.0.0.1:$port" RUST_LOG=warn
-target/release/specgen serve >"$dir/server.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/release/specgen" serve >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do sleep 0.05; done
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); store: sqlite"
-target/release/specgen-loadgen --base "http://127.0.0.1:$port" auth --concurrency "$loops" --seconds "$seconds"
+"${CARGO_TARGET_DIR:-target}/release/specgen-loadgen" --base "http://127.0.0.1:$port" auth --concurrency "$loops" --seconds "$seconds"

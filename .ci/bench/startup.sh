@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 runs=${RUNS:-11}
 port=${PORT:-18080}
 cargo build --release -q -p specgen
-bin=target/release/specgen
+bin=${CARGO_TARGET_DIR:-target}/release/specgen
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 export SPECGEN_DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/specgen.db" SPECGEN_LISTEN="127.0.0.1:$port" RUST_LOG=warn

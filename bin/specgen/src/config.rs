@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use specgen_domain::ProviderName;
 
 /// A value that must never be printed or logged.
 #[derive(Clone, PartialEq, Eq)]
@@ -164,6 +165,18 @@ pub struct Config {
     pub specgen_rate_register: String,
     /// Messages per user, HTTP and WebSocket together: `COUNT/SECONDS`.
     pub specgen_rate_messages: String,
+    /// Longest silence (seconds) between two chunks of a streaming reply.
+    pub specgen_ai_idle_timeout: u64,
+    /// Longest a whole reply may take, in seconds.
+    pub specgen_ai_total_timeout: u64,
+    /// Upper bound on a reply's length, in tokens.
+    pub specgen_ai_max_output_tokens: u32,
+    /// Most recent messages sent to the model as context.
+    pub specgen_context_messages: usize,
+    /// Token budget of that context (system prompt included).
+    pub specgen_context_tokens: usize,
+    /// Pause between the demo provider's chunks, in milliseconds.
+    pub specgen_demo_chunk_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -197,6 +210,12 @@ impl Default for Config {
             specgen_rate_login_account: "100/3600".into(),
             specgen_rate_register: "20/3600".into(),
             specgen_rate_messages: "30/60".into(),
+            specgen_ai_idle_timeout: 30,
+            specgen_ai_total_timeout: 300,
+            specgen_ai_max_output_tokens: 1024,
+            specgen_context_messages: 10,
+            specgen_context_tokens: 4_000,
+            specgen_demo_chunk_delay_ms: 25,
         }
     }
 }
@@ -211,6 +230,12 @@ fn rate_rule(name: &str, raw: &str) -> anyhow::Result<specgen_ports::RateRule> {
     parsed.ok_or_else(|| {
         anyhow::anyhow!("{name} must be COUNT/SECONDS with both positive, e.g. 5/900 (got {raw:?})")
     })
+}
+
+/// The enabled providers, default first, then the fallback order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiPlan {
+    pub order: Vec<ProviderName>,
 }
 
 /// Where the data lives, decided by `DATABASE_URL`.
@@ -279,7 +304,67 @@ impl Config {
         }
         self.limits()?;
         self.trusted_proxies()?;
+        self.ai_plan()?;
+        if self.specgen_context_messages == 0 || self.specgen_context_tokens == 0 {
+            anyhow::bail!("SPECGEN_CONTEXT_MESSAGES and SPECGEN_CONTEXT_TOKENS must be positive");
+        }
         Ok(())
+    }
+
+    /// Which providers are enabled, and in what order they are tried.
+    pub fn ai_plan(&self) -> anyhow::Result<AiPlan> {
+        let claude = self.anthropic_api_key.is_some();
+        let openai = self.openai_api_key.is_some() || self.openai_base_url.is_some();
+        let demo = self.specgen_demo_provider || (!claude && !openai);
+        let enabled: Vec<ProviderName> = [
+            (ProviderName::Claude, claude),
+            (ProviderName::Openai, openai),
+            (ProviderName::Demo, demo),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        let parse_enabled = |var: &str, raw: &str| -> anyhow::Result<ProviderName> {
+            let name =
+                ProviderName::parse(raw).map_err(|e| anyhow::anyhow!("{var}: {raw:?} {e}"))?;
+            anyhow::ensure!(
+                enabled.contains(&name),
+                "{var}: provider {name} is not configured"
+            );
+            Ok(name)
+        };
+        let default = match self
+            .ai_default_provider
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(raw) => parse_enabled("AI_DEFAULT_PROVIDER", raw)?,
+            None => enabled[0],
+        };
+        let mut order = vec![default];
+        match self
+            .ai_fallback_order
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(list) => {
+                for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let name = parse_enabled("AI_FALLBACK_ORDER", raw)?;
+                    if !order.contains(&name) {
+                        order.push(name);
+                    }
+                }
+            }
+            None => order.extend(enabled.iter().copied().filter(|n| *n != default)),
+        }
+        for name in &enabled {
+            if !order.contains(name) {
+                order.push(*name);
+            }
+        }
+        Ok(AiPlan { order })
     }
 
     /// The rate rules, parsed from `COUNT/SECONDS`.
@@ -443,6 +528,44 @@ mod tests {
         assert_eq!(config.trusted_proxies().unwrap().len(), 2);
         assert!(load_in_jail(None, &[("SPECGEN_RATE_MESSAGES", "30 per minute")]).is_err());
         assert!(load_in_jail(None, &[("SPECGEN_TRUSTED_PROXIES", "not-an-ip")]).is_err());
+    }
+
+    #[test]
+    fn provider_plan_follows_the_contract() {
+        let plan =
+            |env: &[(&str, &str)]| load_in_jail(None, env).map(|c| c.ai_plan().unwrap().order);
+        assert_eq!(
+            plan(&[]).unwrap(),
+            [ProviderName::Demo],
+            "demo when nothing is configured"
+        );
+        assert_eq!(
+            plan(&[
+                ("ANTHROPIC_API_KEY", "k"),
+                ("OPENAI_BASE_URL", "http://localhost:11434/v1")
+            ])
+            .unwrap(),
+            [ProviderName::Claude, ProviderName::Openai]
+        );
+        assert_eq!(
+            plan(&[("OPENAI_API_KEY", "k"), ("SPECGEN_DEMO_PROVIDER", "true")]).unwrap(),
+            [ProviderName::Openai, ProviderName::Demo]
+        );
+        assert_eq!(
+            plan(&[
+                ("ANTHROPIC_API_KEY", "k"),
+                ("OPENAI_API_KEY", "k"),
+                ("AI_DEFAULT_PROVIDER", "openai"),
+                ("AI_FALLBACK_ORDER", "claude")
+            ])
+            .unwrap(),
+            [ProviderName::Openai, ProviderName::Claude]
+        );
+        assert!(
+            plan(&[("AI_DEFAULT_PROVIDER", "claude")]).is_err(),
+            "a default that is not configured"
+        );
+        assert!(plan(&[("AI_FALLBACK_ORDER", "gemini")]).is_err());
     }
 
     #[test]

@@ -4,8 +4,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use specgen_app::{App, AppConfig, Ports};
+use specgen_app::{AiSettings, App, AppConfig, ContextBudget, Ports};
+use specgen_domain::ProviderName;
 use specgen_http::{AppState, HttpConfig};
+use specgen_ports::AiProvider;
 use specgen_ports::{Clock, RateLimiter, Store, SystemClock};
 use specgen_store_postgres::{PgConfig, PgStore};
 use specgen_store_sqlite::{SqliteConfig, SqliteStore};
@@ -70,6 +72,7 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 
 /// A server that is listening; await `server` to run it until shutdown.
 pub struct Running {
+    pub app: App,
     pub address: std::net::SocketAddr,
     pub server: actix_web::dev::Server,
     pub store_kind: &'static str,
@@ -89,20 +92,35 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let applied = opened.migrate().await?;
     let jwt_secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.specgen_data_dir)?;
 
+    let plan = config.ai_plan()?;
     let ports = Ports {
         store: opened.store(),
         clock: Arc::clone(&clock),
         rate_limiter: rate_limiter(config, Arc::clone(&clock))?,
+        providers: providers(config, &plan)?,
     };
     let app_config = AppConfig {
         jwt_secret: jwt_secret.expose().as_bytes().to_vec(),
         access_token_ttl: Duration::from_secs(config.specgen_access_token_ttl),
         refresh_token_ttl: Duration::from_secs(config.specgen_refresh_token_ttl),
         limits: config.limits()?,
+        ai: AiSettings {
+            order: plan.order.clone(),
+            first_token_timeout: Duration::from_secs(config.ai_first_token_timeout),
+            idle_timeout: Duration::from_secs(config.specgen_ai_idle_timeout),
+            total_timeout: Duration::from_secs(config.specgen_ai_total_timeout),
+            max_output_tokens: config.specgen_ai_max_output_tokens,
+            context: ContextBudget {
+                max_messages: config.specgen_context_messages,
+                max_tokens: config.specgen_context_tokens,
+            },
+            ..AiSettings::default()
+        },
     };
     let app = App::new(ports, app_config)?;
     app.recover_interrupted_replies().await?;
 
+    let state_app = app.clone();
     let state = AppState {
         app,
         metrics: specgen_http::metrics_setup::prometheus()?,
@@ -119,6 +137,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let address = listener.local_addr()?;
     let server = specgen_http::server(state, http, listener)?;
     Ok(Running {
+        app: state_app,
         address,
         server,
         store_kind: opened.kind(),
@@ -129,6 +148,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
 pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let Running {
+        app,
         address,
         server,
         store_kind,
@@ -147,6 +167,10 @@ pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     }
     // actix handles SIGTERM and SIGINT: stop accepting, drain, then return.
     server.await?;
+    // Replies in flight get the same grace as requests, then are stopped and
+    // stored as cancelled with their partial text.
+    app.shutdown(Duration::from_secs(config.specgen_shutdown_timeout))
+        .await;
     tracing::info!("Spec Gen stopped");
     Ok(())
 }
@@ -169,6 +193,49 @@ fn rate_limiter(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dy
     Ok(Arc::new(specgen_app::rate_limit::FailoverRateLimiter::new(
         shared, local,
     )))
+}
+
+/// The concrete provider adapters for the enabled names.
+fn providers(
+    config: &Config,
+    plan: &crate::config::AiPlan,
+) -> anyhow::Result<Vec<Arc<dyn AiProvider>>> {
+    plan.order
+        .iter()
+        .map(|name| -> anyhow::Result<Arc<dyn AiProvider>> {
+            Ok(match name {
+                ProviderName::Claude => {
+                    let key = config
+                        .anthropic_api_key
+                        .as_ref()
+                        .map(|k| k.expose().to_owned())
+                        .unwrap_or_default();
+                    let mut cfg = specgen_ai_claude::ClaudeConfig::new(key);
+                    cfg.base_url = config.anthropic_base_url.clone();
+                    cfg.model = config.anthropic_model.clone();
+                    Arc::new(specgen_ai_claude::ClaudeProvider::new(cfg)?)
+                }
+                ProviderName::Openai => {
+                    let mut cfg = specgen_ai_openai::OpenAiConfig::new(
+                        config
+                            .openai_api_key
+                            .as_ref()
+                            .map(|k| k.expose().to_owned()),
+                    );
+                    if let Some(base) = &config.openai_base_url {
+                        cfg.base_url = base.clone();
+                    }
+                    cfg.model = config.openai_model.clone();
+                    Arc::new(specgen_ai_openai::OpenAiProvider::new(cfg)?)
+                }
+                ProviderName::Demo => Arc::new(specgen_ai_demo::DemoProvider::new(
+                    specgen_ai_demo::DemoConfig {
+                        chunk_delay: Duration::from_millis(config.specgen_demo_chunk_delay_ms),
+                    },
+                )),
+            })
+        })
+        .collect()
 }
 
 /// Best effort: a machine without a desktop simply has no browser to open.

@@ -10,10 +10,13 @@ pub mod rate_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use specgen_ports::{Clock, RateLimiter, RateRule, Store};
+use specgen_ports::{AiProvider, Clock, RateLimiter, RateRule, Store};
 
 pub use accounts::{AuthContext, AuthSession, IssuedTokens, ProfilePatch};
-pub use chat::{NewSession, SessionPatch, SessionView};
+pub use chat::{
+    AiSettings, ChatEvent, ContextBudget, NewSession, SendMessage, SendOutcome, SessionPatch,
+    SessionView,
+};
 pub use error::AppError;
 pub use health::{CheckStatus, Readiness};
 
@@ -23,6 +26,8 @@ pub struct Ports {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// The enabled AI providers (order comes from `AppConfig::ai`).
+    pub providers: Vec<Arc<dyn AiProvider>>,
 }
 
 /// Limits enforced by the use cases.
@@ -57,6 +62,7 @@ pub struct AppConfig {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub limits: Limits,
+    pub ai: AiSettings,
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -66,6 +72,7 @@ impl std::fmt::Debug for AppConfig {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("limits", &self.limits)
+            .field("ai", &self.ai)
             .finish()
     }
 }
@@ -81,6 +88,14 @@ struct Inner {
     limits: Limits,
     tokens: accounts::tokens::TokenService,
     passwords: accounts::passwords::Passwords,
+    ai: AiSettings,
+    providers: chat::Providers,
+    breakers: chat::routing::Breakers,
+    in_flight: chat::messages::InFlight,
+    /// Every reply task, so shutdown can wait for them.
+    tasks: tokio_util::task::TaskTracker,
+    /// The multi-threaded runtime replies run on, whichever worker started them.
+    runtime: tokio::runtime::Handle,
 }
 
 impl App {
@@ -94,14 +109,51 @@ impl App {
             config.refresh_token_ttl,
         );
         let passwords = accounts::passwords::Passwords::new()?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| anyhow::anyhow!("the application must be built inside a tokio runtime"))?;
+        let providers = chat::Providers::new(ports.providers.clone(), &config.ai.order);
         Ok(Self {
             inner: Arc::new(Inner {
                 ports,
                 limits: config.limits,
                 tokens,
                 passwords,
+                ai: config.ai,
+                providers,
+                breakers: chat::routing::Breakers::default(),
+                in_flight: chat::messages::InFlight::default(),
+                tasks: tokio_util::task::TaskTracker::new(),
+                runtime,
             }),
         })
+    }
+
+    /// The enabled providers with whether each is available now (its
+    /// circuit breaker closed), default first.
+    pub fn providers(&self) -> Vec<(Arc<dyn AiProvider>, bool)> {
+        let all = self.inner.providers.all();
+        all.iter()
+            .map(|p| (Arc::clone(p), self.inner.breakers.available(p.name())))
+            .collect()
+    }
+
+    /// Waits up to `grace` for replies in flight to end, then stops the rest
+    /// (each is stored as cancelled with its partial text).
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.replies_in_flight(),
+                "stopping replies still running at shutdown"
+            );
+            self.inner.in_flight.cancel_all();
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.inner.tasks.wait())
+                    .await;
+        }
     }
 
     pub fn clock(&self) -> &dyn Clock {

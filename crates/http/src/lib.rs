@@ -69,6 +69,7 @@ impl Default for HttpConfig {
         (name = "auth", description = "Registration, sign-in, token rotation and sign-out"),
         (name = "users", description = "The caller's account and profile"),
         (name = "chat", description = "Sessions, participants and messages"),
+        (name = "ai", description = "AI providers"),
     )
 )]
 struct ApiDoc;
@@ -114,8 +115,12 @@ fn api_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(routes::sessions::update)
                 .service(routes::sessions::delete)
                 .service(routes::sessions::add_participant)
-                .service(routes::sessions::remove_participant),
+                .service(routes::sessions::remove_participant)
+                .service(routes::messages::list)
+                .service(routes::messages::send)
+                .service(routes::messages::cancel),
         )
+        .service(scope("/api/v1/ai").service(routes::messages::providers))
         .service(
             scope("/api/v1/users")
                 .service(routes::users::me)

@@ -51,6 +51,16 @@ rule!(
 );
 rule!(provider, opt_provider, specgen_domain::ProviderName::parse);
 rule!(model, opt_model, specgen_domain::ModelName::parse);
+rule!(
+    message_content,
+    opt_message_content,
+    specgen_domain::MessageContent::parse
+);
+rule!(
+    client_message_id,
+    opt_client_message_id,
+    specgen_domain::ClientMessageId::parse
+);
 
 macro_rules! clearable_rule {
     ($name:ident, $parse:path) => {

@@ -3,6 +3,7 @@
 //! implement these; nothing here knows a driver or a framework.
 
 pub mod ai;
+pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod page;
@@ -13,6 +14,7 @@ pub use ai::{
     AiProvider, ChatTurn, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage,
     TurnRole,
 };
+pub use cache::{Cache, CacheError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RepoError;
 pub use page::{Direction, Page, PageRequest};

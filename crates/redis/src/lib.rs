@@ -1,13 +1,17 @@
 //! Redis adapters: state shared by every instance of the service. Today the
-//! fixed-window rate limiter, so limits hold across instances.
+//! fixed-window rate limiter, so limits hold across instances, and the
+//! cache, so an invalidation on one instance is seen by all.
 
+mod cache;
 mod rate_limit;
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use deadpool_redis::{Pool, Runtime};
+use redis::FromRedisValue;
 
+pub use cache::RedisCache;
 pub use rate_limit::RedisRateLimiter;
 
 /// A connection pool to `url` whose every wait (for a free connection, to
@@ -25,4 +29,39 @@ pub fn pool(url: &str, max_size: usize, timeout: Duration) -> anyhow::Result<Poo
         .runtime(Runtime::Tokio1)
         .build()
         .context("building the Redis pool")
+}
+
+/// Bound on one operation when the pool has no timeouts configured.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
+
+/// How long one whole operation may take: the longest of the pool's
+/// timeouts (see [`pool`]). Applied around the command too, which the
+/// pool's timeouts alone do not cover.
+fn deadline(pool: &Pool) -> Duration {
+    let timeouts = pool.timeouts();
+    [timeouts.wait, timeouts.create, timeouts.recycle]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(DEFAULT_DEADLINE)
+}
+
+/// Runs `pipe` on a pooled connection, all of it (getting the connection
+/// included) within `deadline`. The error is only a description, for each
+/// adapter to turn into its port's error.
+async fn query<T: FromRedisValue>(
+    pool: &Pool,
+    deadline: Duration,
+    pipe: &redis::Pipeline,
+) -> Result<T, String> {
+    let run = async {
+        let mut conn = pool.get().await.map_err(|error| error.to_string())?;
+        pipe.query_async::<T>(&mut conn)
+            .await
+            .map_err(|error| error.to_string())
+    };
+    match tokio::time::timeout(deadline, run).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {deadline:?}")),
+    }
 }

@@ -17,9 +17,6 @@ use time::OffsetDateTime;
 /// so an instance whose clock runs a little behind still finds the count.
 const EXPIRY_SLACK_MS: i64 = 2_000;
 
-/// Bound on one operation when the pool has no timeouts configured.
-const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
-
 /// Counts hits per key in fixed windows of the injected clock, shared by
 /// every instance using the same Redis and namespace. Any Redis or pool
 /// failure is [`RateLimitError::Unavailable`], within the pool's timeout.
@@ -36,17 +33,11 @@ impl RedisRateLimiter {
     /// [`crate::pool`]), covering the command itself too, which the pool's
     /// timeouts alone do not.
     pub fn new(pool: Pool, clock: Arc<dyn Clock>, namespace: String) -> Self {
-        let timeouts = pool.timeouts();
-        let deadline = [timeouts.wait, timeouts.create, timeouts.recycle]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(DEFAULT_DEADLINE);
         Self {
+            deadline: crate::deadline(&pool),
             pool,
             clock,
             namespace,
-            deadline,
         }
     }
 
@@ -57,20 +48,10 @@ impl RedisRateLimiter {
         )
     }
 
-    /// Runs `pipe` on a pooled connection, all of it (getting the
-    /// connection included) within `self.deadline`.
     async fn query<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, RateLimitError> {
-        let run = async {
-            let mut conn = self.pool.get().await.map_err(unavailable)?;
-            pipe.query_async::<T>(&mut conn).await.map_err(unavailable)
-        };
-        match tokio::time::timeout(self.deadline, run).await {
-            Ok(result) => result,
-            Err(_) => Err(unavailable(format_args!(
-                "no answer within {:?}",
-                self.deadline
-            ))),
-        }
+        crate::query(&self.pool, self.deadline, pipe)
+            .await
+            .map_err(unavailable)
     }
 }
 

@@ -38,6 +38,8 @@ impl TestApp {
             specgen_listen: "127.0.0.1:0".parse().unwrap(),
             specgen_data_dir: data_dir.path().to_owned(),
             specgen_db_max_connections: 4,
+            // Demo replies stream quickly in tests.
+            specgen_demo_chunk_delay_ms: 1,
             ..Config::default()
         };
         let database = match backend {
@@ -225,4 +227,43 @@ impl Account {
             refresh: data["tokens"]["refreshToken"].as_str().unwrap().to_owned(),
         }
     }
+}
+
+/// Points the `claude` provider at a fake upstream.
+pub fn use_fake_claude(config: &mut Config, base_url: String) {
+    config.anthropic_api_key = Some(specgen::config::Secret::new(
+        specgen_test_support::ai::FAKE_API_KEY.to_owned(),
+    ));
+    config.anthropic_base_url = base_url;
+}
+
+/// Points the `openai` provider at a fake upstream.
+pub fn use_fake_openai(config: &mut Config, base_url: String) {
+    config.openai_api_key = Some(specgen::config::Secret::new(
+        specgen_test_support::ai::FAKE_API_KEY.to_owned(),
+    ));
+    config.openai_base_url = Some(base_url);
+}
+
+/// Server-Sent Events parsed from a finished body: `(event, data)`.
+pub fn parse_sse(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            (
+                name,
+                serde_json::from_str(&data)
+                    .unwrap_or_else(|e| panic!("bad SSE data ({e}): {data}")),
+            )
+        })
+        .collect()
 }

@@ -1,7 +1,16 @@
-//! Chat: sessions, participants and (later in this module) messages and AI
-//! replies. The access rule lives here, in one place: a caller who does not
+//! Chat: sessions, participants, messages and AI replies. The access rule
+//! lives here, in one place (`App::access`): a caller who does not
 //! participate in a session gets `NotFound` for everything about it.
 
+pub mod context;
+pub mod events;
+pub mod messages;
+pub mod reply;
+pub mod routing;
 pub mod sessions;
 
+pub use context::ContextBudget;
+pub use events::ChatEvent;
+pub use messages::{SendMessage, SendOutcome};
+pub use routing::{AiSettings, Providers};
 pub use sessions::{NewSession, SessionPatch, SessionView};

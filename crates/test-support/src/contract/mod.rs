@@ -1,6 +1,7 @@
 //! The store contract: every case takes an empty, migrated store. Postgres
 //! and the embedded store must both pass all of them.
 
+pub mod cache;
 pub mod messages;
 pub mod rate_limit;
 pub mod refresh_tokens;
@@ -87,6 +88,34 @@ macro_rules! rate_limit_contract_tests {
             async fn $case() {
                 let (limiter, clock) = $fresh().await;
                 $crate::contract::rate_limit::$case(&limiter, &clock).await;
+            }
+        )+
+    };
+}
+
+/// Expands to one `#[tokio::test]` per cache contract case, each on a fresh
+/// cache from `$fresh` (an `async fn() -> Arc<dyn Cache>`; for a shared
+/// Redis, one in a namespace of its own).
+#[macro_export]
+macro_rules! cache_contract_tests {
+    ($fresh:path) => {
+        $crate::cache_contract_tests!(@cases $fresh;
+            unknown_key_misses,
+            set_then_get_returns_exact_bytes,
+            overwrite_replaces,
+            delete_removes_listed_keys,
+            entries_expire_after_their_ttl,
+            zero_ttl_stores_nothing,
+            keys_are_independent,
+            large_value_round_trips,
+        );
+    };
+    (@cases $fresh:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let cache = $fresh().await;
+                $crate::contract::cache::$case(&cache).await;
             }
         )+
     };

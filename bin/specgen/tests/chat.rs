@@ -1,0 +1,636 @@
+//! Messages and AI replies over real HTTP: content rules, idempotency,
+//! history, SSE, fallback between providers speaking their real wire formats
+//! (fake upstreams), failures mid-stream, cancellation, rate limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Account, Backend, TestApp, assert_error, parse_sse, read, use_fake_claude, use_fake_openai,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire};
+
+async fn session(app: &TestApp, who: &Account) -> String {
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/chat/sessions",
+            Some(&who.access),
+            Some(&json!({"title": "t"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    format!(
+        "/api/v1/chat/sessions/{}/messages",
+        body["data"]["id"].as_str().unwrap()
+    )
+}
+
+async fn send(app: &TestApp, who: &Account, path: &str, body: Value) -> (u16, Value) {
+    app.call(Method::POST, path, Some(&who.access), Some(&body))
+        .await
+}
+
+fn chunks(text: &[&str]) -> Vec<String> {
+    text.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn history(app: &TestApp, who: &Account, path: &str) -> Vec<Value> {
+    let (status, body) = app.get_as(path, &who.access).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["items"].as_array().unwrap().clone()
+}
+
+async fn demo_reply_is_stored_with_the_exact_message(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.register("chat@example.com").await;
+    let path = session(&app, &me).await;
+    let typed = "  is a < b? <div onclick=\"x\">é 😀\n\tindented ";
+    let (status, body) = send(&app, &me, &path, json!({"content": typed})).await;
+    assert_eq!(status, 201, "{body}");
+    let user = &body["data"]["userMessage"];
+    let ai = &body["data"]["aiMessage"];
+    assert_eq!(user["content"], typed, "stored exactly as sent");
+    assert_eq!(user["role"], "user");
+    assert_eq!(user["senderId"], me.user_id.as_str());
+    assert_eq!(ai["status"], "complete", "{ai}");
+    assert_eq!(ai["provider"], "demo");
+    assert_eq!(ai["senderId"], Value::Null);
+    assert!(
+        ai["content"].as_str().unwrap().contains("demo"),
+        "labelled as a demo: {ai}"
+    );
+    assert!(ai["latencyMs"].as_i64().is_some());
+    assert!(ai["usage"]["outputTokens"].as_u64().unwrap() > 0);
+
+    let items = history(&app, &me, &path).await;
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], user["id"], "oldest first");
+    assert_eq!(items[1]["id"], ai["id"]);
+    assert_eq!(items[0]["content"], typed);
+
+    let (status, body) = send(
+        &app,
+        &me,
+        &path,
+        json!({"content": "no reply please", "aiReply": false}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["data"]["aiMessage"], Value::Null);
+}
+
+async fn bad_content_is_refused_and_stores_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.register("rules@example.com").await;
+    let path = session(&app, &me).await;
+    let too_long = "x".repeat(10_001);
+    for content in [
+        json!("   \n\t "),
+        json!("nul\u{0}byte"),
+        json!("bell\u{7}"),
+        json!(too_long),
+        json!(42),
+    ] {
+        let (status, body) = send(
+            &app,
+            &me,
+            &path,
+            json!({"content": content, "aiReply": false}),
+        )
+        .await;
+        assert_eq!(status, 422, "{content}: {body}");
+        assert_eq!(
+            assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"],
+            "content"
+        );
+    }
+    let exactly = "é".repeat(10_000);
+    assert_eq!(
+        send(
+            &app,
+            &me,
+            &path,
+            json!({"content": exactly, "aiReply": false})
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(history(&app, &me, &path).await.len(), 1);
+}
+
+async fn client_message_id_makes_sending_idempotent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.register("idem@example.com").await;
+    let path = session(&app, &me).await;
+    let (status, first) = send(
+        &app,
+        &me,
+        &path,
+        json!({"content": "hello", "clientMessageId": "k-1"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, again) = send(
+        &app,
+        &me,
+        &path,
+        json!({"content": "hello", "clientMessageId": "k-1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "a replay answers 200: {again}");
+    assert_eq!(
+        again["data"]["userMessage"]["id"],
+        first["data"]["userMessage"]["id"]
+    );
+    assert_eq!(
+        again["data"]["aiMessage"]["id"],
+        first["data"]["aiMessage"]["id"]
+    );
+    assert_eq!(
+        history(&app, &me, &path).await.len(),
+        2,
+        "nothing new was created"
+    );
+}
+
+async fn strangers_cannot_post_and_messages_are_rate_limited(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.specgen_rate_messages = "3/60".into()).await;
+    let me = app.register("limit@example.com").await;
+    let stranger = app.register("nosy@example.com").await;
+    let path = session(&app, &me).await;
+    let (status, body) = send(&app, &stranger, &path, json!({"content": "hi"})).await;
+    assert_eq!(status, 404);
+    assert_error(&body, "NOT_FOUND");
+    assert_eq!(app.get_as(&path, &stranger.access).await.0, 404);
+    for _ in 0..3 {
+        assert_eq!(
+            send(&app, &me, &path, json!({"content": "hi", "aiReply": false}))
+                .await
+                .0,
+            201
+        );
+    }
+    let (status, body) = send(&app, &me, &path, json!({"content": "hi", "aiReply": false})).await;
+    assert_eq!(status, 429, "{body}");
+    assert_error(&body, "RATE_LIMITED");
+    assert_eq!(history(&app, &me, &path).await.len(), 3);
+}
+
+for_both_stores!(
+    demo_reply_is_stored_with_the_exact_message,
+    bad_content_is_refused_and_stores_nothing,
+    client_message_id_makes_sending_idempotent,
+    strangers_cannot_post_and_messages_are_rate_limited,
+);
+
+/// Sends with `Accept: text/event-stream` and returns the parsed events.
+async fn send_sse(app: &TestApp, who: &Account, path: &str, body: Value) -> Vec<(String, Value)> {
+    let res = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(&who.access)
+        .header("accept", "text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    parse_sse(&res.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_streams_every_chunk_in_order_then_one_final_event() {
+    let fake = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Success {
+            chunks: chunks(&["Hel", "lo", ", ", "world", "!"]),
+            chunk_delay: Duration::from_millis(5),
+        },
+    )
+    .await;
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, base)).await;
+    let me = app.register("sse@example.com").await;
+    let path = session(&app, &me).await;
+    let events = send_sse(&app, &me, &path, json!({"content": "greet me"})).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..2], ["message_created", "message_created"]);
+    assert_eq!(events[0].1["message"]["role"], "user");
+    assert_eq!(events[1].1["message"]["status"], "streaming");
+    assert_eq!(events[1].1["message"]["provider"], "claude");
+    let chunk_events: Vec<&Value> = events
+        .iter()
+        .filter(|(n, _)| n == "message_chunk")
+        .map(|(_, d)| d)
+        .collect();
+    let seqs: Vec<u64> = chunk_events
+        .iter()
+        .map(|d| d["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "seq starts at 1, no gaps");
+    let text: String = chunk_events
+        .iter()
+        .map(|d| d["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Hello, world!");
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "message_complete");
+    assert_eq!(data["content"], "Hello, world!");
+    assert_eq!(data["isComplete"], true);
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("message_c")
+                && **n != "message_created"
+                && **n != "message_chunk")
+            .count(),
+        1
+    );
+
+    // The upstream saw the user's words and our key, in Anthropic's format.
+    let request = &fake.requests()[0];
+    assert_eq!(
+        request.header("x-api-key"),
+        Some(specgen_test_support::ai::FAKE_API_KEY)
+    );
+    assert!(request.header("anthropic-version").is_some());
+    assert_eq!(
+        request.body["messages"].as_array().unwrap().last().unwrap()["content"],
+        "greet me"
+    );
+
+    let items = history(&app, &me, &path).await;
+    assert_eq!(items[1]["status"], "complete");
+    assert_eq!(items[1]["content"], "Hello, world!");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_falls_back_to_the_next() {
+    let broken = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Status {
+            status: 500,
+            retry_after: None,
+            body: json!({"type": "error"}).to_string(),
+        },
+    )
+    .await;
+    let healthy = FakeUpstream::start(
+        FakeWire::OpenAi,
+        FakeBehaviour::Success {
+            chunks: chunks(&["from ", "openai"]),
+            chunk_delay: Duration::ZERO,
+        },
+    )
+    .await;
+    let (b, h) = (broken.base_url(), healthy.base_url());
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        use_fake_claude(c, b);
+        use_fake_openai(c, h);
+    })
+    .await;
+    let me = app.register("fallback@example.com").await;
+    let path = session(&app, &me).await;
+    let (status, body) = send(&app, &me, &path, json!({"content": "anyone there?"})).await;
+    assert_eq!(status, 201, "{body}");
+    let ai = &body["data"]["aiMessage"];
+    assert_eq!(ai["status"], "complete");
+    assert_eq!(
+        ai["provider"], "openai",
+        "the message names what produced its text"
+    );
+    assert_eq!(ai["content"], "from openai");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"ai_fallbacks_total{from="claude",to="openai"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ai_time_to_first_token_seconds"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_first_token_falls_back_within_the_deadline() {
+    let slow = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::SlowFirstToken {
+            delay: Duration::from_secs(5),
+            chunks: chunks(&["too late"]),
+        },
+    )
+    .await;
+    let healthy = FakeUpstream::start(
+        FakeWire::OpenAi,
+        FakeBehaviour::Success {
+            chunks: chunks(&["in time"]),
+            chunk_delay: Duration::ZERO,
+        },
+    )
+    .await;
+    let (s, h) = (slow.base_url(), healthy.base_url());
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        use_fake_claude(c, s);
+        use_fake_openai(c, h);
+        c.ai_first_token_timeout = 1;
+    })
+    .await;
+    let me = app.register("slow@example.com").await;
+    let path = session(&app, &me).await;
+    let started = std::time::Instant::now();
+    let (_, body) = send(&app, &me, &path, json!({"content": "quick"})).await;
+    assert_eq!(body["data"]["aiMessage"]["provider"], "openai");
+    assert_eq!(body["data"]["aiMessage"]["content"], "in time");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_provider_failing_keeps_the_message_and_says_why() {
+    let broken = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Status {
+            status: 503,
+            retry_after: None,
+            body: "{}".into(),
+        },
+    )
+    .await;
+    let b = broken.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, b)).await;
+    let me = app.register("down@example.com").await;
+    let path = session(&app, &me).await;
+    let (status, body) = send(&app, &me, &path, json!({"content": "please keep this"})).await;
+    assert_eq!(status, 201, "{body}");
+    let ai = &body["data"]["aiMessage"];
+    assert_eq!(ai["status"], "failed");
+    assert_eq!(ai["error"]["code"], "AI_UNAVAILABLE");
+    let items = history(&app, &me, &path).await;
+    assert_eq!(items[0]["content"], "please keep this");
+    assert_eq!(items[1]["status"], "failed");
+
+    // Three failures open the breaker: the provider shows as unavailable.
+    for _ in 0..2 {
+        send(&app, &me, &path, json!({"content": "again"})).await;
+    }
+    let (status, providers) = app.get_as("/api/v1/ai/providers", &me.access).await;
+    assert_eq!(status, 200);
+    assert_eq!(providers["data"][0]["name"], "claude");
+    assert_eq!(providers["data"][0]["isDefault"], true);
+    assert_eq!(providers["data"][0]["available"], false, "{providers}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_mid_stream_is_failed_with_its_partial_text_never_complete() {
+    let cut = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::CutMidStream {
+            chunks: chunks(&["partial ", "answer ", "never ", "finished"]),
+            after_chunks: 2,
+        },
+    )
+    .await;
+    let healthy = FakeUpstream::start(
+        FakeWire::OpenAi,
+        FakeBehaviour::Success {
+            chunks: chunks(&["should not be used"]),
+            chunk_delay: Duration::ZERO,
+        },
+    )
+    .await;
+    let (c_url, h) = (cut.base_url(), healthy.base_url());
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        use_fake_claude(c, c_url);
+        use_fake_openai(c, h);
+    })
+    .await;
+    let me = app.register("cut@example.com").await;
+    let path = session(&app, &me).await;
+    let events = send_sse(&app, &me, &path, json!({"content": "tell me"})).await;
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "message_failed", "{events:?}");
+    assert_eq!(data["content"], "partial answer ");
+    assert_eq!(data["error"]["code"], "AI_STREAM_FAILED");
+    let items = history(&app, &me, &path).await;
+    assert_eq!(items[1]["status"], "failed");
+    assert_eq!(items[1]["content"], "partial answer ");
+    assert_eq!(items[1]["provider"], "claude");
+    assert!(
+        healthy.requests().is_empty(),
+        "after the first token there is no silent switch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_reply_and_keeps_its_partial_text() {
+    let slow = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Success {
+            chunks: (0..200).map(|i| format!("w{i} ")).collect(),
+            chunk_delay: Duration::from_millis(20),
+        },
+    )
+    .await;
+    let s = slow.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, s)).await;
+    let me = app.register("stop@example.com").await;
+    let path = session(&app, &me).await;
+    let mut res = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&me.access)
+        .header("accept", "text/event-stream")
+        .json(&json!({"content": "go on and on"}))
+        .send()
+        .await
+        .unwrap();
+    // Read until the AI message exists, then cancel it.
+    let mut seen = String::new();
+    let ai_id = loop {
+        seen.push_str(&String::from_utf8_lossy(
+            &res.chunk().await.unwrap().unwrap(),
+        ));
+        if let Some((_, data)) = parse_sse_prefix(&seen)
+            .into_iter()
+            .find(|(n, d)| n == "message_created" && d["message"]["role"] == "assistant")
+        {
+            break data["message"]["id"].as_str().unwrap().to_owned();
+        }
+    };
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("{path}/{ai_id}/cancel"),
+            Some(&me.access),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    while let Some(bytes) = res.chunk().await.unwrap() {
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    let events = parse_sse(&seen);
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "message_cancelled");
+    let partial = data["content"].as_str().unwrap().to_owned();
+    assert!(
+        partial.starts_with("w0 ") && partial.len() < 200 * 4,
+        "{partial}"
+    );
+    let items = history(&app, &me, &path).await;
+    assert_eq!(items[1]["status"], "cancelled");
+    assert_eq!(items[1]["content"], partial.as_str());
+    assert!(
+        slow.wait_for_peer_close(Duration::from_secs(2)).await,
+        "the upstream request was aborted"
+    );
+
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("{path}/{ai_id}/cancel"),
+            Some(&me.access),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "an ended reply cannot be cancelled: {body}");
+}
+
+/// Complete frames of a body still being read.
+fn parse_sse_prefix(text: &str) -> Vec<(String, Value)> {
+    match text.rfind("\n\n") {
+        Some(end) => parse_sse(&text[..end + 2]),
+        None => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_does_not_stop_the_reply() {
+    let fake = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Success {
+            chunks: (0..20).map(|i| format!("p{i} ")).collect(),
+            chunk_delay: Duration::from_millis(20),
+        },
+    )
+    .await;
+    let f = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, f)).await;
+    let me = app.register("gone@example.com").await;
+    let path = session(&app, &me).await;
+    let mut res = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&me.access)
+        .header("accept", "text/event-stream")
+        .json(&json!({"content": "answer while I am away"}))
+        .send()
+        .await
+        .unwrap();
+    res.chunk().await.unwrap();
+    drop(res);
+    let expected: String = (0..20).map(|i| format!("p{i} ")).collect();
+    let mut stored = Value::Null;
+    for _ in 0..100 {
+        let items = history(&app, &me, &path).await;
+        if items.len() == 2 && items[1]["status"] == "complete" {
+            stored = items[1].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored["content"], expected.as_str(), "{stored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_left_streaming_by_a_crash_are_failed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let store = specgen_store_sqlite::SqliteStore::open(specgen_store_sqlite::SqliteConfig::new(
+        dir.path().join("crash.db"),
+    ))
+    .unwrap();
+    store.migrate().await.unwrap();
+    let s = store.store();
+    let (user, profile) = specgen_test_support::fixtures::user();
+    s.users.register(&user, &profile).await.unwrap();
+    let session = specgen_test_support::fixtures::session(user.id);
+    s.sessions.create(&session).await.unwrap();
+    let asked = specgen_test_support::fixtures::user_message(session.id, user.id, "hi");
+    s.messages.insert(&asked).await.unwrap();
+    let cut = specgen_test_support::fixtures::streaming_reply(&asked, "half of it");
+    s.messages.insert(&cut).await.unwrap();
+    drop(store);
+
+    let _app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.database_url = specgen::config::ConnectionUrl::new(url)
+    })
+    .await;
+    let reopened = specgen_store_sqlite::SqliteStore::open(
+        specgen_store_sqlite::SqliteConfig::new(dir.path().join("crash.db")),
+    )
+    .unwrap();
+    let found = reopened
+        .store()
+        .messages
+        .find(session.id, cut.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.status, specgen_domain::MessageStatus::Failed);
+    assert_eq!(found.content, "half of it");
+    assert_eq!(found.error.unwrap().code, "INTERRUPTED");
+    let still = reopened
+        .store()
+        .messages
+        .find(session.id, asked.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.content, "hi", "the user's message is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_lists_the_enabled_ones_default_first() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let me = app.register("prov@example.com").await;
+    let (status, body) = app.get_as("/api/v1/ai/providers", &me.access).await;
+    assert_eq!(status, 200);
+    let list = body["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "only demo without keys: {body}");
+    assert_eq!(list[0]["name"], "demo");
+    assert_eq!(list[0]["isDemo"], true);
+    assert_eq!(list[0]["available"], true);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/ai/providers", None, None)
+            .await
+            .0,
+        401
+    );
+    let (status, body) = read(
+        app.client
+            .get(app.url("/api/v1/ai/providers"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_error(&body, "UNAUTHENTICATED");
+}

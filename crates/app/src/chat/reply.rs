@@ -1,0 +1,449 @@
+//! One AI reply, from the first provider call to its final stored state.
+//! Runs as a tracked task, detached from the request that started it: a
+//! client that goes away does not stop the reply, which is stored regardless.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use rand::Rng as _;
+use specgen_domain::{
+    ChatSession, Message, MessageError, MessageId, MessageRole, MessageStatus, ProviderName, Usage,
+};
+use specgen_ports::{
+    AiProvider, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage,
+};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::events::ChatEvent;
+use crate::App;
+
+/// Partial text is written to the store at most this often, so a crash loses
+/// at most this much of a reply (the user message is always stored first).
+const PERSIST_EVERY: Duration = Duration::from_millis(500);
+
+pub const AI_UNAVAILABLE: &str = "AI_UNAVAILABLE";
+pub const AI_STREAM_FAILED: &str = "AI_STREAM_FAILED";
+
+/// Where a reply's events go: the requester's channel (and later the bus).
+#[derive(Clone)]
+pub(crate) struct Emitter {
+    pub(crate) requester: Option<UnboundedSender<ChatEvent>>,
+}
+
+impl Emitter {
+    fn emit(&self, event: ChatEvent) {
+        if let Some(tx) = &self.requester {
+            // A requester that went away no longer listens; the reply goes on.
+            let _ = tx.send(event);
+        }
+    }
+}
+
+enum FirstTokenError {
+    Cancelled,
+    Failed(ProviderError),
+}
+
+struct Started {
+    stream: ReplyStream,
+    first: String,
+    usage: TokenUsage,
+}
+
+impl App {
+    /// Runs the reply to `asked` to its end and returns the stored final message.
+    pub(crate) async fn run_reply(
+        &self,
+        session: ChatSession,
+        asked: Message,
+        requested: Option<ProviderName>,
+        model: Option<String>,
+        emitter: Emitter,
+        cancel: CancellationToken,
+    ) -> Message {
+        let started = Instant::now();
+        let settings = &self.inner.ai;
+        let history = match self
+            .store()
+            .messages
+            .page(
+                asked.session_id,
+                specgen_ports::PageRequest::first(context_page(settings.context.max_messages)),
+            )
+            .await
+        {
+            Ok(page) => page.items,
+            Err(e) => {
+                tracing::warn!(error = %e, "history unavailable; answering from the new message alone");
+                vec![asked.clone()]
+            }
+        };
+        let turns = super::context::build(
+            session.system_prompt.as_ref().map(|p| p.as_str()),
+            &history,
+            settings.context,
+        );
+
+        let mut previous: Option<ProviderName> = None;
+        for (provider, model) in self.inner.providers.candidates(requested, model.as_deref()) {
+            let name = provider.name();
+            if !self.inner.breakers.available(name) {
+                tracing::info!(provider = %name, "skipped: circuit open");
+                continue;
+            }
+            if let Some(from) = previous {
+                metrics::counter!("ai_fallbacks_total", "from" => from.as_str(), "to" => name.as_str()).increment(1);
+                tracing::info!(from = %from, to = %name, "falling back to the next provider");
+            }
+            let request = CompletionRequest {
+                model: model.clone(),
+                system: session
+                    .system_prompt
+                    .as_ref()
+                    .map(|p| p.as_str().to_owned()),
+                turns: turns.clone(),
+                max_output_tokens: settings.max_output_tokens,
+            };
+            let span = tracing::info_span!("ai.provider_call", gen_ai.system = name.as_str(), gen_ai.request.model = %model);
+            match self
+                .first_token(&provider, request, &cancel)
+                .instrument(span)
+                .await
+            {
+                Ok(started_stream) => {
+                    self.inner.breakers.success(name);
+                    return self
+                        .stream_rest(
+                            &asked,
+                            &provider,
+                            model,
+                            started_stream,
+                            started,
+                            &emitter,
+                            &cancel,
+                        )
+                        .await;
+                }
+                Err(FirstTokenError::Cancelled) => {
+                    return self
+                        .finish_without_text(&asked, MessageStatus::Cancelled, None, &emitter)
+                        .await;
+                }
+                Err(FirstTokenError::Failed(e)) => {
+                    self.inner.breakers.failure(
+                        name,
+                        settings.breaker_threshold,
+                        settings.breaker_cooldown,
+                    );
+                    tracing::warn!(provider = %name, error = %e, "provider failed before its first token");
+                    previous = Some(name);
+                }
+            }
+        }
+        let error = MessageError {
+            code: AI_UNAVAILABLE.into(),
+            message: "No AI provider could answer; your message is saved, try again shortly."
+                .into(),
+        };
+        self.finish_without_text(&asked, MessageStatus::Failed, Some(error), &emitter)
+            .await
+    }
+
+    /// Calls the provider until its first piece of text, within the
+    /// first-token deadline, retrying (jittered) when the provider asks for a
+    /// short pause.
+    async fn first_token(
+        &self,
+        provider: &Arc<dyn AiProvider>,
+        request: CompletionRequest,
+        cancel: &CancellationToken,
+    ) -> Result<Started, FirstTokenError> {
+        let settings = &self.inner.ai;
+        let deadline = tokio::time::Instant::now() + settings.first_token_timeout;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let call = async {
+                let mut stream = provider.stream(request.clone()).await?;
+                let mut usage = TokenUsage::default();
+                loop {
+                    match stream.next().await {
+                        Some(Ok(StreamEvent::Delta(text))) => {
+                            return Ok(Started {
+                                stream,
+                                first: text,
+                                usage,
+                            });
+                        }
+                        Some(Ok(StreamEvent::Usage(u))) => usage = u,
+                        Some(Ok(StreamEvent::Done { .. })) => {
+                            return Err(ProviderError::Protocol(
+                                "the reply ended without any text".into(),
+                            ));
+                        }
+                        Some(Err(e)) => return Err(e),
+                        None => {
+                            return Err(ProviderError::Interrupted(
+                                "ended before the first token".into(),
+                            ));
+                        }
+                    }
+                }
+            };
+            let outcome = tokio::select! {
+                _ = cancel.cancelled() => return Err(FirstTokenError::Cancelled),
+                outcome = tokio::time::timeout_at(deadline, call) => outcome,
+            };
+            let error = match outcome {
+                Ok(Ok(started)) => return Ok(started),
+                Ok(Err(e)) => e,
+                Err(_) => ProviderError::Timeout,
+            };
+            let pause = error
+                .retry_after()
+                .filter(|p| *p <= settings.max_retry_wait);
+            match pause {
+                Some(pause) if error.is_transient() && attempt < settings.attempts_per_provider => {
+                    // Up to 50% extra, so clients told the same pause do not return in lockstep.
+                    let jitter = rand::rng().random_range(0.0..0.5);
+                    let wait = pause.mul_f64(1.0 + jitter);
+                    if tokio::time::Instant::now() + wait >= deadline {
+                        return Err(FirstTokenError::Failed(error));
+                    }
+                    tracing::info!(provider = %provider.name(), wait_ms = wait.as_millis() as u64, "provider asked to retry");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(FirstTokenError::Cancelled),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                _ => return Err(FirstTokenError::Failed(error)),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_rest(
+        &self,
+        asked: &Message,
+        provider: &Arc<dyn AiProvider>,
+        model: String,
+        started_stream: Started,
+        started: Instant,
+        emitter: &Emitter,
+        cancel: &CancellationToken,
+    ) -> Message {
+        let settings = &self.inner.ai;
+        let name = provider.name();
+        let labels = [
+            ("provider", name.as_str().to_owned()),
+            ("model", model.clone()),
+        ];
+        metrics::histogram!("ai_time_to_first_token_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+        let Started {
+            mut stream,
+            first,
+            mut usage,
+        } = started_stream;
+        let now = self.now();
+        let mut reply = Message {
+            id: MessageId::new_v7(),
+            session_id: asked.session_id,
+            sender_id: None,
+            role: MessageRole::Assistant,
+            content: first.clone(),
+            status: MessageStatus::Streaming,
+            provider: Some(name.as_str().to_owned()),
+            model: Some(model.clone()),
+            usage: None,
+            latency_ms: None,
+            client_message_id: None,
+            reply_to: Some(asked.id),
+            error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        if let Err(e) = self.store().messages.insert(&reply).await {
+            tracing::error!(error = %e, "could not store the reply as it started; it continues and is stored at its end");
+        }
+        self.inner.in_flight.register(reply.id, cancel.clone());
+        emitter.emit(ChatEvent::MessageCreated(Message {
+            content: String::new(),
+            ..reply.clone()
+        }));
+        let mut seq = 1;
+        emitter.emit(ChatEvent::Chunk {
+            message_id: reply.id,
+            session_id: reply.session_id,
+            seq,
+            content: first,
+            at: now,
+        });
+
+        let total_deadline = tokio::time::Instant::now() + settings.total_timeout;
+        let mut last_persist = Instant::now();
+        let mut finish_reason = None;
+        let outcome: Result<(), MessageError> = loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => break Ok(()),
+                _ = tokio::time::sleep_until(total_deadline) => {
+                    break Err(stream_error(format!("the reply took longer than {} s", settings.total_timeout.as_secs())));
+                }
+                next = tokio::time::timeout(settings.idle_timeout, stream.next()) => next,
+            };
+            match next {
+                Err(_) => {
+                    break Err(stream_error(format!(
+                        "the provider sent nothing for {} s",
+                        settings.idle_timeout.as_secs()
+                    )));
+                }
+                Ok(Some(Ok(StreamEvent::Delta(text)))) => {
+                    seq += 1;
+                    reply.content.push_str(&text);
+                    emitter.emit(ChatEvent::Chunk {
+                        message_id: reply.id,
+                        session_id: reply.session_id,
+                        seq,
+                        content: text,
+                        at: self.now(),
+                    });
+                    if last_persist.elapsed() >= PERSIST_EVERY {
+                        last_persist = Instant::now();
+                        reply.updated_at = self.now();
+                        if let Err(e) = self.store().messages.update(&reply).await {
+                            tracing::warn!(error = %e, "could not store partial reply text");
+                        }
+                    }
+                }
+                Ok(Some(Ok(StreamEvent::Usage(u)))) => usage = u,
+                Ok(Some(Ok(StreamEvent::Done {
+                    finish_reason: reason,
+                }))) => {
+                    finish_reason = reason;
+                    break Ok(());
+                }
+                Ok(Some(Err(e))) => {
+                    break Err(stream_error(format!("the provider failed mid-reply: {e}")));
+                }
+                Ok(None) => {
+                    break Err(stream_error(
+                        "the provider's stream ended before the reply did".into(),
+                    ));
+                }
+            }
+        };
+        // Dropping the stream aborts the upstream request.
+        drop(stream);
+        let cancelled = cancel.is_cancelled() && outcome.is_ok() && finish_reason.is_none();
+        reply.status = match (&outcome, cancelled) {
+            (Err(_), _) => MessageStatus::Failed,
+            (Ok(()), true) => MessageStatus::Cancelled,
+            (Ok(()), false) => MessageStatus::Complete,
+        };
+        reply.error = outcome.err();
+        reply.usage = (usage != TokenUsage::default()).then_some(Usage {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+        });
+        reply.latency_ms = Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
+        reply.updated_at = self.now();
+        self.store_final(&reply).await;
+        self.inner.in_flight.remove(&[reply.id, asked.id]);
+
+        metrics::histogram!("ai_response_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("ai_tokens_total", "provider" => name.as_str(), "model" => model.clone(), "direction" => "input")
+            .increment(u64::from(usage.input_tokens));
+        metrics::counter!("ai_tokens_total", "provider" => name.as_str(), "model" => model, "direction" => "output")
+            .increment(u64::from(usage.output_tokens));
+        tracing::info!(
+            gen_ai.system = name.as_str(),
+            gen_ai.usage.input_tokens = usage.input_tokens,
+            gen_ai.usage.output_tokens = usage.output_tokens,
+            gen_ai.response.finish_reasons = finish_reason.as_deref().unwrap_or(""),
+            status = reply.status.as_str(),
+            "reply ended"
+        );
+        emitter.emit(final_event(&reply));
+        reply
+    }
+
+    /// A reply that produced no text: every provider failed, or it was
+    /// stopped before its first token. Stored so the user sees why.
+    async fn finish_without_text(
+        &self,
+        asked: &Message,
+        status: MessageStatus,
+        error: Option<MessageError>,
+        emitter: &Emitter,
+    ) -> Message {
+        let now = self.now();
+        let reply = Message {
+            id: MessageId::new_v7(),
+            session_id: asked.session_id,
+            sender_id: None,
+            role: MessageRole::Assistant,
+            content: String::new(),
+            status,
+            provider: None,
+            model: None,
+            usage: None,
+            latency_ms: None,
+            client_message_id: None,
+            reply_to: Some(asked.id),
+            error,
+            created_at: now,
+            updated_at: now,
+        };
+        if let Err(e) = self.store().messages.insert(&reply).await {
+            tracing::error!(error = %e, "could not store the failed reply");
+        }
+        self.inner.in_flight.remove(&[asked.id]);
+        emitter.emit(ChatEvent::MessageCreated(reply.clone()));
+        emitter.emit(final_event(&reply));
+        reply
+    }
+
+    /// The final state must land: retry briefly before giving up (a row
+    /// left `streaming` is marked failed at the next start).
+    async fn store_final(&self, reply: &Message) {
+        for attempt in 1..=3 {
+            match self.store().messages.update(reply).await {
+                Ok(()) => return,
+                Err(specgen_ports::RepoError::NotFound) => {
+                    // Its first insert failed: store it whole now.
+                    if self.store().messages.insert(reply).await.is_ok() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(attempt, error = %e, "could not store the final reply"),
+            }
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        }
+        tracing::error!(message_id = %reply.id, "the final reply could not be stored");
+    }
+}
+
+fn stream_error(message: String) -> MessageError {
+    MessageError {
+        code: AI_STREAM_FAILED.into(),
+        message,
+    }
+}
+
+fn final_event(reply: &Message) -> ChatEvent {
+    match reply.status {
+        MessageStatus::Complete => ChatEvent::Complete(reply.clone()),
+        MessageStatus::Cancelled => ChatEvent::Cancelled(reply.clone()),
+        _ => ChatEvent::Failed(reply.clone()),
+    }
+}
+
+fn context_page(max_messages: usize) -> specgen_domain::PageLimit {
+    let wanted = i64::try_from(max_messages.clamp(1, 100)).unwrap_or(100);
+    specgen_domain::PageLimit::new(wanted).unwrap_or(specgen_domain::PageLimit::MESSAGES_DEFAULT)
+}

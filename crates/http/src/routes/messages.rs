@@ -1,0 +1,354 @@
+//! `/api/v1/chat/sessions/{id}/messages` and `/api/v1/ai/providers`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use specgen_app::{ChatEvent, SendMessage, SendOutcome};
+use specgen_domain::{Message, MessageId, PageLimit};
+use utoipa::ToSchema;
+
+use crate::client::AuthUser;
+use crate::dto::{Done, rfc3339};
+use crate::envelope::{self, Envelope};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::ValidJson;
+use crate::routes::sessions::{PageDto, PageQuery, session_id};
+use crate::rules::{self, field, opt_field};
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageDto {
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MessageErrorDto {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDto {
+    pub id: String,
+    pub session_id: String,
+    /// `null` for AI replies.
+    pub sender_id: Option<String>,
+    /// `user`, `assistant` or `system`.
+    pub role: &'static str,
+    /// Plain text exactly as sent (user) or as generated so far (assistant).
+    pub content: String,
+    /// `complete`, `streaming`, `failed` or `cancelled`.
+    pub status: &'static str,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub usage: Option<UsageDto>,
+    pub latency_ms: Option<i64>,
+    pub client_message_id: Option<String>,
+    pub error: Option<MessageErrorDto>,
+    pub created_at: String,
+}
+
+impl From<&Message> for MessageDto {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id.to_string(),
+            session_id: m.session_id.to_string(),
+            sender_id: m.sender_id.map(|s| s.to_string()),
+            role: m.role.as_str(),
+            content: m.content.clone(),
+            status: m.status.as_str(),
+            provider: m.provider.clone(),
+            model: m.model.clone(),
+            usage: m.usage.map(|u| UsageDto {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+            }),
+            latency_ms: m.latency_ms,
+            client_message_id: m.client_message_id.as_ref().map(ToString::to_string),
+            error: m.error.as_ref().map(|e| MessageErrorDto {
+                code: e.code.clone(),
+                message: e.message.clone(),
+            }),
+            created_at: rfc3339(m.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SentDto {
+    pub user_message: MessageDto,
+    /// `null` when no reply was asked for.
+    pub ai_message: Option<MessageDto>,
+}
+
+/// The wire name and JSON data of an event, as SSE and the WebSocket send it.
+pub fn event_json(event: &ChatEvent) -> (&'static str, serde_json::Value) {
+    use serde_json::json;
+    match event {
+        ChatEvent::MessageCreated(m) => {
+            ("message_created", json!({ "message": MessageDto::from(m) }))
+        }
+        ChatEvent::Chunk {
+            message_id,
+            session_id,
+            seq,
+            content,
+            at,
+        } => (
+            "message_chunk",
+            json!({"messageId": message_id.to_string(), "sessionId": session_id.to_string(), "seq": seq,
+                   "content": content, "isComplete": false, "timestamp": rfc3339(*at)}),
+        ),
+        ChatEvent::Complete(m) => (
+            "message_complete",
+            json!({"messageId": m.id.to_string(), "sessionId": m.session_id.to_string(), "content": m.content,
+                   "isComplete": true, "provider": m.provider, "model": m.model,
+                   "usage": MessageDto::from(m).usage, "timestamp": rfc3339(m.updated_at)}),
+        ),
+        ChatEvent::Failed(m) => (
+            "message_failed",
+            json!({"messageId": m.id.to_string(), "sessionId": m.session_id.to_string(), "content": m.content,
+                   "error": MessageDto::from(m).error}),
+        ),
+        ChatEvent::Cancelled(m) => (
+            "message_cancelled",
+            json!({"messageId": m.id.to_string(), "sessionId": m.session_id.to_string(), "content": m.content}),
+        ),
+    }
+}
+
+/// A page of messages; items oldest first, `nextCursor` walks back in time.
+#[utoipa::path(
+    tag = "chat",
+    params(("id" = String, Path, description = "Session id"), PageQuery),
+    responses((status = 200, body = inline(Envelope<PageDto<MessageDto>>)), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = []))
+)]
+#[get("/sessions/{id}/messages")]
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageQuery::from_request(&req)?.into_request(PageLimit::MESSAGES_DEFAULT)?;
+    let page = state
+        .app
+        .list_messages(auth.0, session_id(&id)?, page)
+        .await?;
+    Ok(envelope::ok(PageDto::from_page(&page, |m| {
+        MessageDto::from(m)
+    })))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, garde::Validate, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessageRequest {
+    /// Plain text, 1..10,000 characters after trimming; stored exactly as sent.
+    #[garde(custom(rules::message_content))]
+    pub content: String,
+    /// Idempotency key: a repeat in the same session returns the original messages.
+    #[garde(custom(rules::opt_client_message_id))]
+    pub client_message_id: Option<String>,
+    #[garde(custom(rules::opt_provider))]
+    pub provider: Option<String>,
+    #[garde(custom(rules::opt_model))]
+    pub model: Option<String>,
+    /// Ask for an AI reply (default true).
+    #[serde(default = "default_true")]
+    #[garde(skip)]
+    pub ai_reply: bool,
+}
+
+/// Sends a message. Answers once the AI reply has ended (201), or streams
+/// Server-Sent Events with `Accept: text/event-stream`. A reply whose every
+/// provider failed is still 201, with `aiMessage.status` `failed`.
+#[utoipa::path(
+    tag = "chat",
+    params(("id" = String, Path, description = "Session id")),
+    request_body = SendMessageRequest,
+    responses(
+        (status = 201, body = inline(Envelope<SentDto>)),
+        (status = 200, description = "A repeated clientMessageId: the original messages", body = inline(Envelope<SentDto>)),
+        (status = 404, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/sessions/{id}/messages")]
+pub async fn send(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<String>,
+    req: HttpRequest,
+    ValidJson(body): ValidJson<SendMessageRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let send = SendMessage {
+        content: field(
+            "content",
+            specgen_domain::MessageContent::parse(&body.content),
+        )?,
+        client_message_id: opt_field(
+            "clientMessageId",
+            body.client_message_id.as_deref(),
+            specgen_domain::ClientMessageId::parse,
+        )?,
+        provider: opt_field(
+            "provider",
+            body.provider.as_deref(),
+            specgen_domain::ProviderName::parse,
+        )?,
+        model: opt_field(
+            "model",
+            body.model.as_deref(),
+            specgen_domain::ModelName::parse,
+        )?,
+        ai_reply: body.ai_reply,
+    };
+    let wants_sse = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    match state
+        .app
+        .send_message(auth.0, session_id(&id)?, send)
+        .await?
+    {
+        SendOutcome::Replayed {
+            user_message,
+            ai_message,
+        } => Ok(envelope::ok(SentDto {
+            user_message: MessageDto::from(&user_message),
+            ai_message: ai_message.as_ref().map(MessageDto::from),
+        })),
+        SendOutcome::Created {
+            user_message,
+            events,
+        } if wants_sse => Ok(sse(user_message, events, body.ai_reply)),
+        SendOutcome::Created {
+            user_message,
+            mut events,
+        } => {
+            let mut ai_message = None;
+            if body.ai_reply {
+                while let Some(event) = events.recv().await {
+                    if event.is_final() {
+                        if let ChatEvent::Complete(m)
+                        | ChatEvent::Failed(m)
+                        | ChatEvent::Cancelled(m) = event
+                        {
+                            ai_message = Some(MessageDto::from(&m));
+                        }
+                        break;
+                    }
+                }
+            }
+            Ok(envelope::created(SentDto {
+                user_message: MessageDto::from(&user_message),
+                ai_message,
+            }))
+        }
+    }
+}
+
+/// One SSE frame per event, flushed as it comes; the stream ends after the
+/// reply's final event (or after the user message when no reply was asked).
+fn sse(
+    _user_message: Message,
+    events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>,
+    ai_reply: bool,
+) -> HttpResponse {
+    let frames = futures::stream::unfold((events, false), move |(mut events, done)| async move {
+        if done {
+            return None;
+        }
+        let event = events.recv().await?;
+        let last = event.is_final() || (!ai_reply && matches!(event, ChatEvent::MessageCreated(_)));
+        let (name, data) = event_json(&event);
+        let frame = format!("event: {name}\ndata: {data}\n\n");
+        Some((
+            Ok::<_, actix_web::Error>(web::Bytes::from(frame)),
+            (events, last),
+        ))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(frames.boxed_local())
+}
+
+/// Stops a reply in flight; its partial text is kept with status `cancelled`.
+#[utoipa::path(
+    tag = "chat",
+    params(("id" = String, Path, description = "Session id"), ("message_id" = String, Path, description = "The AI message, or the user message it answers")),
+    responses(
+        (status = 200, body = inline(Envelope<Done>)),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "The reply has already ended", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/sessions/{id}/messages/{message_id}/cancel")]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, message) = path.into_inner();
+    let message: MessageId = message
+        .parse()
+        .map_err(|_| ApiError::not_found("message"))?;
+    state
+        .app
+        .cancel_reply(auth.0, session_id(&id)?, message)
+        .await?;
+    Ok(envelope::ok(Done { ok: true }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderDto {
+    /// `claude`, `openai` or `demo`.
+    pub name: &'static str,
+    /// A hint: any model the provider accepts works.
+    pub models: Vec<String>,
+    pub default_model: String,
+    pub is_default: bool,
+    /// False while its circuit breaker is open after repeated failures.
+    pub available: bool,
+    /// True for the offline demo provider, whose replies are canned.
+    pub is_demo: bool,
+}
+
+/// The enabled AI providers, the default first.
+#[utoipa::path(tag = "ai", responses((status = 200, body = inline(Envelope<Vec<ProviderDto>>))), security(("bearer" = [])))]
+#[get("/providers")]
+pub async fn providers(state: web::Data<AppState>, _auth: AuthUser) -> HttpResponse {
+    let enabled: Vec<ProviderDto> = state
+        .app
+        .providers()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (p, available))| ProviderDto {
+            name: p.name().as_str(),
+            models: p.models(),
+            default_model: p.default_model().to_owned(),
+            is_default: i == 0,
+            available,
+            is_demo: p.name() == specgen_domain::ProviderName::Demo,
+        })
+        .collect();
+    envelope::ok(enabled)
+}
