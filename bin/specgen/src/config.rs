@@ -177,6 +177,8 @@ pub struct Config {
     pub specgen_context_tokens: usize,
     /// Pause between the demo provider's chunks, in milliseconds.
     pub specgen_demo_chunk_delay_ms: u64,
+    /// Prefix of every Redis key, so deployments can share one Redis.
+    pub specgen_redis_namespace: String,
 }
 
 impl Default for Config {
@@ -216,6 +218,7 @@ impl Default for Config {
             specgen_context_messages: 10,
             specgen_context_tokens: 4_000,
             specgen_demo_chunk_delay_ms: 25,
+            specgen_redis_namespace: "specgen".into(),
         }
     }
 }
@@ -224,12 +227,9 @@ fn rate_rule(name: &str, raw: &str) -> anyhow::Result<specgen_ports::RateRule> {
     let parsed = raw.split_once('/').and_then(|(count, secs)| {
         let count: u32 = count.trim().parse().ok()?;
         let secs: u64 = secs.trim().parse().ok()?;
-        (count > 0 && secs > 0)
-            .then(|| specgen_ports::RateRule::new(count, std::time::Duration::from_secs(secs)))
+        (count > 0 && secs > 0).then(|| specgen_ports::RateRule::new(count, std::time::Duration::from_secs(secs)))
     });
-    parsed.ok_or_else(|| {
-        anyhow::anyhow!("{name} must be COUNT/SECONDS with both positive, e.g. 5/900 (got {raw:?})")
-    })
+    parsed.ok_or_else(|| anyhow::anyhow!("{name} must be COUNT/SECONDS with both positive, e.g. 5/900 (got {raw:?})"))
 }
 
 /// The enabled providers, default first, then the fallback order.
@@ -268,21 +268,14 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        let config: Config = figment
-            .merge(env)
-            .extract()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let config: Config = figment.merge(env).extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config.check()?;
         Ok(config)
     }
 
     /// Cross-field rules, checked once at load time.
     fn check(&self) -> anyhow::Result<()> {
-        if self
-            .jwt_secret
-            .as_ref()
-            .is_some_and(|secret| secret.expose().len() < 32)
-        {
+        if self.jwt_secret.as_ref().is_some_and(|secret| secret.expose().len() < 32) {
             anyhow::bail!("JWT_SECRET must be at least 32 bytes");
         }
         self.database()?;
@@ -295,12 +288,8 @@ impl Config {
         if self.ai_first_token_timeout == 0 {
             anyhow::bail!("AI_FIRST_TOKEN_TIMEOUT must be at least 1 second");
         }
-        if self.specgen_access_token_ttl == 0
-            || self.specgen_refresh_token_ttl <= self.specgen_access_token_ttl
-        {
-            anyhow::bail!(
-                "SPECGEN_REFRESH_TOKEN_TTL must exceed SPECGEN_ACCESS_TOKEN_TTL, which must be positive"
-            );
+        if self.specgen_access_token_ttl == 0 || self.specgen_refresh_token_ttl <= self.specgen_access_token_ttl {
+            anyhow::bail!("SPECGEN_REFRESH_TOKEN_TTL must exceed SPECGEN_ACCESS_TOKEN_TTL, which must be positive");
         }
         self.limits()?;
         self.trusted_proxies()?;
@@ -316,39 +305,22 @@ impl Config {
         let claude = self.anthropic_api_key.is_some();
         let openai = self.openai_api_key.is_some() || self.openai_base_url.is_some();
         let demo = self.specgen_demo_provider || (!claude && !openai);
-        let enabled: Vec<ProviderName> = [
-            (ProviderName::Claude, claude),
-            (ProviderName::Openai, openai),
-            (ProviderName::Demo, demo),
-        ]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect();
+        let enabled: Vec<ProviderName> =
+            [(ProviderName::Claude, claude), (ProviderName::Openai, openai), (ProviderName::Demo, demo)]
+                .into_iter()
+                .filter_map(|(name, on)| on.then_some(name))
+                .collect();
         let parse_enabled = |var: &str, raw: &str| -> anyhow::Result<ProviderName> {
-            let name =
-                ProviderName::parse(raw).map_err(|e| anyhow::anyhow!("{var}: {raw:?} {e}"))?;
-            anyhow::ensure!(
-                enabled.contains(&name),
-                "{var}: provider {name} is not configured"
-            );
+            let name = ProviderName::parse(raw).map_err(|e| anyhow::anyhow!("{var}: {raw:?} {e}"))?;
+            anyhow::ensure!(enabled.contains(&name), "{var}: provider {name} is not configured");
             Ok(name)
         };
-        let default = match self
-            .ai_default_provider
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        let default = match self.ai_default_provider.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(raw) => parse_enabled("AI_DEFAULT_PROVIDER", raw)?,
             None => enabled[0],
         };
         let mut order = vec![default];
-        match self
-            .ai_fallback_order
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        match self.ai_fallback_order.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(list) => {
                 for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     let name = parse_enabled("AI_FALLBACK_ORDER", raw)?;
@@ -371,10 +343,7 @@ impl Config {
     pub fn limits(&self) -> anyhow::Result<specgen_app::Limits> {
         Ok(specgen_app::Limits {
             login_pair: rate_rule("SPECGEN_RATE_LOGIN_PAIR", &self.specgen_rate_login_pair)?,
-            login_account: rate_rule(
-                "SPECGEN_RATE_LOGIN_ACCOUNT",
-                &self.specgen_rate_login_account,
-            )?,
+            login_account: rate_rule("SPECGEN_RATE_LOGIN_ACCOUNT", &self.specgen_rate_login_account)?,
             register: rate_rule("SPECGEN_RATE_REGISTER", &self.specgen_rate_register)?,
             messages: rate_rule("SPECGEN_RATE_MESSAGES", &self.specgen_rate_messages)?,
         })
@@ -390,11 +359,7 @@ impl Config {
             .map(|s| {
                 s.parse::<ipnet::IpNet>()
                     .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        anyhow::anyhow!(
-                            "SPECGEN_TRUSTED_PROXIES: {s:?} is not an address or CIDR range"
-                        )
-                    })
+                    .map_err(|_| anyhow::anyhow!("SPECGEN_TRUSTED_PROXIES: {s:?} is not an address or CIDR range"))
             })
             .collect()
     }
@@ -403,19 +368,14 @@ impl Config {
         let url = self.database_url.expose();
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
-                anyhow::bail!(
-                    "DATABASE_URL sqlite:// needs a file path, e.g. sqlite://data/specgen.db"
-                );
+                anyhow::bail!("DATABASE_URL sqlite:// needs a file path, e.g. sqlite://data/specgen.db");
             }
             return Ok(Database::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Database::Postgres(url.to_owned()));
         }
-        anyhow::bail!(
-            "DATABASE_URL must start with sqlite:// or postgres:// (got {})",
-            self.database_url.redacted()
-        )
+        anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres:// (got {})", self.database_url.redacted())
     }
 
     pub fn cors_origins(&self) -> Vec<String> {
@@ -448,8 +408,7 @@ mod tests {
             for (k, v) in env {
                 jail.set_env(k, v);
             }
-            result =
-                Config::load(file.map(|_| Path::new("specgen.toml"))).map_err(|e| e.to_string());
+            result = Config::load(file.map(|_| Path::new("specgen.toml"))).map_err(|e| e.to_string());
             Ok(())
         });
         result
@@ -459,30 +418,18 @@ mod tests {
     fn defaults_are_embedded_sqlite_on_8080() {
         let config = load_in_jail(None, &[]).unwrap();
         assert_eq!(config.specgen_listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            config.database().unwrap(),
-            Database::Sqlite(PathBuf::from("data/specgen.db"))
-        );
+        assert_eq!(config.database().unwrap(), Database::Sqlite(PathBuf::from("data/specgen.db")));
     }
 
     #[test]
     fn file_values_apply_env_wins_and_unknown_keys_fail() {
         let file = "database_url = \"postgres://u:pw@db/specgen\"\nai_first_token_timeout = 3\n";
         let config = load_in_jail(Some(file), &[]).unwrap();
-        assert_eq!(
-            config.database().unwrap(),
-            Database::Postgres("postgres://u:pw@db/specgen".into())
-        );
+        assert_eq!(config.database().unwrap(), Database::Postgres("postgres://u:pw@db/specgen".into()));
         assert_eq!(config.ai_first_token_timeout, 3);
 
-        let config = load_in_jail(
-            Some(file),
-            &[
-                ("AI_FIRST_TOKEN_TIMEOUT", "7"),
-                ("SPECGEN_LISTEN", "0.0.0.0:9000"),
-            ],
-        )
-        .unwrap();
+        let config =
+            load_in_jail(Some(file), &[("AI_FIRST_TOKEN_TIMEOUT", "7"), ("SPECGEN_LISTEN", "0.0.0.0:9000")]).unwrap();
         assert_eq!(config.ai_first_token_timeout, 7);
         assert_eq!(config.specgen_listen.to_string(), "0.0.0.0:9000");
 
@@ -514,17 +461,11 @@ mod tests {
     fn rate_rules_and_proxies_parse() {
         let config = load_in_jail(
             None,
-            &[
-                ("SPECGEN_RATE_LOGIN_PAIR", "3/2"),
-                ("SPECGEN_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
-            ],
+            &[("SPECGEN_RATE_LOGIN_PAIR", "3/2"), ("SPECGEN_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")],
         )
         .unwrap();
         let limits = config.limits().unwrap();
-        assert_eq!(
-            limits.login_pair,
-            specgen_ports::RateRule::new(3, std::time::Duration::from_secs(2))
-        );
+        assert_eq!(limits.login_pair, specgen_ports::RateRule::new(3, std::time::Duration::from_secs(2)));
         assert_eq!(config.trusted_proxies().unwrap().len(), 2);
         assert!(load_in_jail(None, &[("SPECGEN_RATE_MESSAGES", "30 per minute")]).is_err());
         assert!(load_in_jail(None, &[("SPECGEN_TRUSTED_PROXIES", "not-an-ip")]).is_err());
@@ -532,19 +473,10 @@ mod tests {
 
     #[test]
     fn provider_plan_follows_the_contract() {
-        let plan =
-            |env: &[(&str, &str)]| load_in_jail(None, env).map(|c| c.ai_plan().unwrap().order);
+        let plan = |env: &[(&str, &str)]| load_in_jail(None, env).map(|c| c.ai_plan().unwrap().order);
+        assert_eq!(plan(&[]).unwrap(), [ProviderName::Demo], "demo when nothing is configured");
         assert_eq!(
-            plan(&[]).unwrap(),
-            [ProviderName::Demo],
-            "demo when nothing is configured"
-        );
-        assert_eq!(
-            plan(&[
-                ("ANTHROPIC_API_KEY", "k"),
-                ("OPENAI_BASE_URL", "http://localhost:11434/v1")
-            ])
-            .unwrap(),
+            plan(&[("ANTHROPIC_API_KEY", "k"), ("OPENAI_BASE_URL", "http://localhost:11434/v1")]).unwrap(),
             [ProviderName::Claude, ProviderName::Openai]
         );
         assert_eq!(
@@ -561,10 +493,7 @@ mod tests {
             .unwrap(),
             [ProviderName::Openai, ProviderName::Claude]
         );
-        assert!(
-            plan(&[("AI_DEFAULT_PROVIDER", "claude")]).is_err(),
-            "a default that is not configured"
-        );
+        assert!(plan(&[("AI_DEFAULT_PROVIDER", "claude")]).is_err(), "a default that is not configured");
         assert!(plan(&[("AI_FALLBACK_ORDER", "gemini")]).is_err());
     }
 
@@ -573,14 +502,7 @@ mod tests {
         assert!(load_in_jail(None, &[("JWT_SECRET", "short")]).is_err());
         assert!(load_in_jail(None, &[("DATABASE_URL", "mysql://x")]).is_err());
         // A numeric-looking secret is still a string.
-        let config = load_in_jail(
-            None,
-            &[("JWT_SECRET", "12345678901234567890123456789012345")],
-        )
-        .unwrap();
-        assert_eq!(
-            config.jwt_secret.unwrap().expose(),
-            "12345678901234567890123456789012345"
-        );
+        let config = load_in_jail(None, &[("JWT_SECRET", "12345678901234567890123456789012345")]).unwrap();
+        assert_eq!(config.jwt_secret.unwrap().expose(), "12345678901234567890123456789012345");
     }
 }

@@ -11,11 +11,7 @@ use specgen::config::Config;
 use specgen::wiring;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "specgen",
-    version,
-    about = "Spec Gen: a self-hostable, AI-first chat server"
-)]
+#[command(name = "specgen", version, about = "Spec Gen: a self-hostable, AI-first chat server")]
 struct Cli {
     /// A TOML file of settings (keys are the environment variables in lower case).
     #[arg(long, global = true, env = "SPECGEN_CONFIG")]
@@ -50,10 +46,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_tracing(&config.rust_log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("specgen: cannot start the async runtime: {e}");
@@ -86,16 +79,12 @@ fn main() -> std::process::ExitCode {
 
 /// Human-readable logs on a terminal, JSON lines otherwise.
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if std::io::stdout().is_terminal() {
         builder.init();
     } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
+        builder.json().flatten_event(true).with_current_span(false).init();
     }
 }

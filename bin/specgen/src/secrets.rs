@@ -20,15 +20,11 @@ pub fn jwt_secret(configured: Option<&Secret>, data_dir: &Path) -> anyhow::Resul
     let path = data_dir.join(FILE_NAME);
     match fs::read_to_string(&path) {
         Ok(kept) if kept.trim().len() >= 32 => return Ok(Secret::new(kept.trim().to_owned())),
-        Ok(_) => anyhow::bail!(
-            "{} is shorter than 32 bytes; delete it to generate a new key",
-            path.display()
-        ),
+        Ok(_) => anyhow::bail!("{} is shorter than 32 bytes; delete it to generate a new key", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
     }
-    fs::create_dir_all(data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data_dir.display()))?;
+    fs::create_dir_all(data_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data_dir.display()))?;
     let mut bytes = [0u8; 48];
     rand::rng().fill_bytes(&mut bytes);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -47,9 +43,7 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    let mut file = options.open(path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
     file.write_all(content.as_bytes())?;
     file.sync_all()?;
     Ok(())
@@ -70,16 +64,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = fs::metadata(dir.path().join(FILE_NAME))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = fs::metadata(dir.path().join(FILE_NAME)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let configured = Secret::new("x".repeat(40));
-        assert_eq!(
-            jwt_secret(Some(&configured), dir.path()).unwrap(),
-            configured
-        );
+        assert_eq!(jwt_secret(Some(&configured), dir.path()).unwrap(), configured);
     }
 }

@@ -8,7 +8,7 @@ use specgen_app::{AiSettings, App, AppConfig, ContextBudget, Ports};
 use specgen_domain::ProviderName;
 use specgen_http::{AppState, HttpConfig};
 use specgen_ports::AiProvider;
-use specgen_ports::{Clock, RateLimiter, Store, SystemClock};
+use specgen_ports::{Cache, Clock, RateLimiter, Store, SystemClock};
 use specgen_store_postgres::{PgConfig, PgStore};
 use specgen_store_sqlite::{SqliteConfig, SqliteStore};
 
@@ -63,10 +63,7 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
     let store = OpenedStore::open(&config).await?;
     let applied = store.migrate().await?;
     tracing::info!(applied, store = store.kind(), "migrations applied");
-    println!(
-        "applied {applied} migration(s) to the {} store",
-        store.kind()
-    );
+    println!("applied {applied} migration(s) to the {} store", store.kind());
     Ok(())
 }
 
@@ -93,10 +90,12 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let jwt_secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.specgen_data_dir)?;
 
     let plan = config.ai_plan()?;
+    let shared = shared(config, Arc::clone(&clock))?;
     let ports = Ports {
         store: opened.store(),
         clock: Arc::clone(&clock),
-        rate_limiter: rate_limiter(config, Arc::clone(&clock))?,
+        rate_limiter: shared.rate_limiter,
+        cache: shared.cache,
         providers: providers(config, &plan)?,
     };
     let app_config = AppConfig {
@@ -121,10 +120,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     app.recover_interrupted_replies().await?;
 
     let state_app = app.clone();
-    let state = AppState {
-        app,
-        metrics: specgen_http::metrics_setup::prometheus()?,
-    };
+    let state = AppState { app, metrics: specgen_http::metrics_setup::prometheus()? };
     let http = HttpConfig {
         body_limit: config.specgen_body_limit,
         cors_origins: config.cors_origins(),
@@ -136,24 +132,12 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.specgen_listen))?;
     let address = listener.local_addr()?;
     let server = specgen_http::server(state, http, listener)?;
-    Ok(Running {
-        app: state_app,
-        address,
-        server,
-        store_kind: opened.kind(),
-        migrations_applied: applied,
-    })
+    Ok(Running { app: state_app, address, server, store_kind: opened.kind(), migrations_applied: applied })
 }
 
 pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    let Running {
-        app,
-        address,
-        server,
-        store_kind,
-        migrations_applied,
-    } = start(&config).await?;
+    let Running { app, address, server, store_kind, migrations_applied } = start(&config).await?;
     let url = format!("http://{address}/");
     tracing::info!(
         %url,
@@ -169,47 +153,42 @@ pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     server.await?;
     // Replies in flight get the same grace as requests, then are stopped and
     // stored as cancelled with their partial text.
-    app.shutdown(Duration::from_secs(config.specgen_shutdown_timeout))
-        .await;
+    app.shutdown(Duration::from_secs(config.specgen_shutdown_timeout)).await;
     tracing::info!("Spec Gen stopped");
     Ok(())
 }
 
-/// Redis when `REDIS_URL` is set (shared by every instance, falling back to
-/// in-process counting while Redis is down), in-process otherwise.
-fn rate_limiter(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn RateLimiter>> {
-    let local: Arc<dyn RateLimiter> = Arc::new(specgen_inprocess::InProcessRateLimiter::new(
-        Arc::clone(&clock),
-    ));
+/// The adapters that are shared between instances when `REDIS_URL` is set,
+/// in-process otherwise.
+struct Shared {
+    rate_limiter: Arc<dyn RateLimiter>,
+    cache: Arc<dyn Cache>,
+}
+
+/// Rate limits in Redis fall back to in-process counting while Redis is
+/// down; the cache treats an outage as misses.
+fn shared(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
+    let local: Arc<dyn RateLimiter> = Arc::new(specgen_inprocess::InProcessRateLimiter::new(Arc::clone(&clock)));
     let Some(url) = &config.redis_url else {
-        return Ok(local);
+        return Ok(Shared { rate_limiter: local, cache: Arc::new(specgen_inprocess::InProcessCache::new(10_000)) });
     };
     let pool = specgen_redis::pool(url.expose(), 16, Duration::from_millis(500))?;
-    let shared: Arc<dyn RateLimiter> = Arc::new(specgen_redis::RedisRateLimiter::new(
-        pool,
-        clock,
-        "specgen".to_owned(),
-    ));
-    Ok(Arc::new(specgen_app::rate_limit::FailoverRateLimiter::new(
-        shared, local,
-    )))
+    let limiter: Arc<dyn RateLimiter> =
+        Arc::new(specgen_redis::RedisRateLimiter::new(pool.clone(), clock, config.specgen_redis_namespace.clone()));
+    Ok(Shared {
+        rate_limiter: Arc::new(specgen_app::rate_limit::FailoverRateLimiter::new(limiter, local)),
+        cache: Arc::new(specgen_redis::RedisCache::new(pool, config.specgen_redis_namespace.clone())),
+    })
 }
 
 /// The concrete provider adapters for the enabled names.
-fn providers(
-    config: &Config,
-    plan: &crate::config::AiPlan,
-) -> anyhow::Result<Vec<Arc<dyn AiProvider>>> {
+fn providers(config: &Config, plan: &crate::config::AiPlan) -> anyhow::Result<Vec<Arc<dyn AiProvider>>> {
     plan.order
         .iter()
         .map(|name| -> anyhow::Result<Arc<dyn AiProvider>> {
             Ok(match name {
                 ProviderName::Claude => {
-                    let key = config
-                        .anthropic_api_key
-                        .as_ref()
-                        .map(|k| k.expose().to_owned())
-                        .unwrap_or_default();
+                    let key = config.anthropic_api_key.as_ref().map(|k| k.expose().to_owned()).unwrap_or_default();
                     let mut cfg = specgen_ai_claude::ClaudeConfig::new(key);
                     cfg.base_url = config.anthropic_base_url.clone();
                     cfg.model = config.anthropic_model.clone();
@@ -217,10 +196,7 @@ fn providers(
                 }
                 ProviderName::Openai => {
                     let mut cfg = specgen_ai_openai::OpenAiConfig::new(
-                        config
-                            .openai_api_key
-                            .as_ref()
-                            .map(|k| k.expose().to_owned()),
+                        config.openai_api_key.as_ref().map(|k| k.expose().to_owned()),
                     );
                     if let Some(base) = &config.openai_base_url {
                         cfg.base_url = base.clone();
@@ -228,11 +204,9 @@ fn providers(
                     cfg.model = config.openai_model.clone();
                     Arc::new(specgen_ai_openai::OpenAiProvider::new(cfg)?)
                 }
-                ProviderName::Demo => Arc::new(specgen_ai_demo::DemoProvider::new(
-                    specgen_ai_demo::DemoConfig {
-                        chunk_delay: Duration::from_millis(config.specgen_demo_chunk_delay_ms),
-                    },
-                )),
+                ProviderName::Demo => Arc::new(specgen_ai_demo::DemoProvider::new(specgen_ai_demo::DemoConfig {
+                    chunk_delay: Duration::from_millis(config.specgen_demo_chunk_delay_ms),
+                })),
             })
         })
         .collect()
@@ -240,11 +214,7 @@ fn providers(
 
 /// Best effort: a machine without a desktop simply has no browser to open.
 fn open_in_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
     match std::process::Command::new(opener)
         .arg(url)
         .stdout(std::process::Stdio::null())

@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 const ME: &str = "/api/v1/users/me";
 
 async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
-    app.post_json("/api/v1/auth/refresh", &json!({"refreshToken": token}))
-        .await
+    app.post_json("/api/v1/auth/refresh", &json!({"refreshToken": token})).await
 }
 
 fn without_request_id(mut body: Value) -> Value {
@@ -54,10 +53,7 @@ async fn duplicate_email_conflicts_case_insensitively(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.register("dup@example.com").await;
     let (status, body) = app
-        .post_json(
-            "/api/v1/auth/register",
-            &json!({"email": "DUP@example.com", "password": PASSWORD, "name": "Other"}),
-        )
+        .post_json("/api/v1/auth/register", &json!({"email": "DUP@example.com", "password": PASSWORD, "name": "Other"}))
         .await;
     assert_eq!(status, 409, "{body}");
     assert_error(&body, "CONFLICT");
@@ -65,47 +61,27 @@ async fn duplicate_email_conflicts_case_insensitively(backend: Backend) {
 
 async fn registration_rules_name_every_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (status, body) = app
-        .post_json(
-            "/api/v1/auth/register",
-            &json!({"email": "nope", "password": "short", "name": "A"}),
-        )
-        .await;
+    let (status, body) =
+        app.post_json("/api/v1/auth/register", &json!({"email": "nope", "password": "short", "name": "A"})).await;
     assert_eq!(status, 422, "{body}");
     let error = assert_error(&body, "VALIDATION_FAILED");
-    let mut fields: Vec<_> = error["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let mut fields: Vec<_> =
+        error["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
     fields.sort_unstable();
     assert_eq!(fields, ["email", "name", "password"]);
 
     let (status, body) = app
-        .post_json(
-            "/api/v1/auth/register",
-            &json!({"email": "c@example.com", "password": "Password1", "name": "Cee"}),
-        )
+        .post_json("/api/v1/auth/register", &json!({"email": "c@example.com", "password": "Password1", "name": "Cee"}))
         .await;
     assert_eq!(status, 422, "a common password is refused: {body}");
     assert_eq!(body["error"]["details"][0]["field"], "password");
 
-    let (status, body) = app
-        .post_json(
-            "/api/v1/auth/register",
-            &json!({"email": 7, "password": PASSWORD, "name": "Cee"}),
-        )
-        .await;
+    let (status, body) =
+        app.post_json("/api/v1/auth/register", &json!({"email": 7, "password": PASSWORD, "name": "Cee"})).await;
     assert_eq!(status, 422, "wrong JSON type: {body}");
     assert_eq!(body["error"]["details"][0]["field"], "email");
 
-    let (status, body) = app
-        .post_json(
-            "/api/v1/auth/register",
-            &json!({"password": PASSWORD, "name": "Cee"}),
-        )
-        .await;
+    let (status, body) = app.post_json("/api/v1/auth/register", &json!({"password": PASSWORD, "name": "Cee"})).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["details"][0]["field"], "email");
     // Nothing was created by any refused request.
@@ -116,51 +92,24 @@ async fn registration_rules_name_every_field(backend: Backend) {
 async fn bad_bodies_get_the_envelope(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = app.url("/api/v1/auth/register");
-    let res = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"email\": ")
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.client.post(&url).header("content-type", "application/json").body("{\"email\": ").send().await.unwrap();
     let (status, body) = read(res).await;
     assert_eq!(status, 400);
     assert_error(&body, "BAD_REQUEST");
 
-    let res = app
-        .client
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.post(&url).header("content-type", "text/plain").body("{}").send().await.unwrap();
     let (status, body) = read(res).await;
     assert_eq!(status, 415);
     assert_error(&body, "UNSUPPORTED_MEDIA_TYPE");
 
     let huge = format!("{{\"email\": \"{}\"}}", "a".repeat(70 * 1024));
-    let res = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.post(&url).header("content-type", "application/json").body(huge).send().await.unwrap();
     let (status, body) = read(res).await;
     assert_eq!(status, 413);
     assert_error(&body, "PAYLOAD_TOO_LARGE");
 
-    let res = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("[1, 2]")
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.post(&url).header("content-type", "application/json").body("[1, 2]").send().await.unwrap();
     let (status, body) = read(res).await;
     assert_eq!(status, 422);
     assert_error(&body, "VALIDATION_FAILED");
@@ -173,10 +122,7 @@ async fn unknown_email_and_wrong_password_look_the_same(backend: Backend) {
     let (s2, unknown_email) = app.login("unknown@example.com", "Wrong-Pass-1", "d").await;
     assert_eq!((s1, s2), (401, 401));
     assert_error(&wrong_password, "INVALID_CREDENTIALS");
-    assert_eq!(
-        without_request_id(wrong_password),
-        without_request_id(unknown_email)
-    );
+    assert_eq!(without_request_id(wrong_password), without_request_id(unknown_email));
     // Case does not matter when signing in either.
     app.login_ok("KNOWN@example.com", "d").await;
 }
@@ -188,11 +134,7 @@ async fn forged_expired_and_misused_tokens_are_refused(backend: Backend) {
     let parts: Vec<&str> = account.access.split('.').collect();
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let none = format!(
-        "{}.{}.",
-        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        parts[1]
-    );
+    let none = format!("{}.{}.", b64.encode(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
     let other_key = {
         // Re-sign the same payload with another key: a valid JWT, wrong key.
         let key = jsonwebtoken::EncodingKey::from_secret(b"some-other-key-some-other-key-123");
@@ -226,10 +168,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
     let a = app.register("rot@example.com").await;
     let (status, body) = refresh(&app, &a.refresh).await;
     assert_eq!(status, 200, "{body}");
-    let b = body["data"]["tokens"]["refreshToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let b = body["data"]["tokens"]["refreshToken"].as_str().unwrap().to_owned();
     assert_ne!(b, a.refresh);
 
     let (status, body) = refresh(&app, &a.refresh).await;
@@ -249,38 +188,20 @@ async fn logout_ends_one_login(backend: Backend) {
     let laptop = app.register("out@example.com").await;
     let phone = app.login_ok("out@example.com", "phone").await;
 
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/logout",
-            Some(&laptop.access),
-            None,
-        )
-        .await;
+    let (status, body) = app.call(Method::POST, "/api/v1/auth/logout", Some(&laptop.access), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(refresh(&app, &laptop.refresh).await.0, 401);
-    assert_eq!(
-        refresh(&app, &phone.refresh).await.0,
-        200,
-        "the other device stays signed in"
-    );
+    assert_eq!(refresh(&app, &phone.refresh).await.0, 200, "the other device stays signed in");
 
     // With a body: that token's family.
     let tablet = app.login_ok("out@example.com", "tablet").await;
     let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/logout",
-            Some(&tablet.access),
-            Some(&json!({"refreshToken": tablet.refresh})),
-        )
+        .call(Method::POST, "/api/v1/auth/logout", Some(&tablet.access), Some(&json!({"refreshToken": tablet.refresh})))
         .await;
     assert_eq!(status, 200);
     assert_eq!(refresh(&app, &tablet.refresh).await.0, 401);
 
-    let (status, body) = app
-        .call(Method::POST, "/api/v1/auth/logout", None, None)
-        .await;
+    let (status, body) = app.call(Method::POST, "/api/v1/auth/logout", None, None).await;
     assert_eq!(status, 401, "logout needs a bearer token: {body}");
 }
 
@@ -288,14 +209,7 @@ async fn logout_all_ends_every_login(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let one = app.register("all@example.com").await;
     let two = app.login_ok("all@example.com", "second").await;
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/logout-all",
-            Some(&one.access),
-            None,
-        )
-        .await;
+    let (status, _) = app.call(Method::POST, "/api/v1/auth/logout-all", Some(&one.access), None).await;
     assert_eq!(status, 200);
     for account in [&one, &two] {
         assert_eq!(app.get_as(ME, &account.access).await.0, 401);
@@ -303,11 +217,7 @@ async fn logout_all_ends_every_login(backend: Backend) {
     }
     app.clock.advance(time::Duration::milliseconds(1));
     let again = app.login_ok("all@example.com", "third").await;
-    assert_eq!(
-        app.get_as(ME, &again.access).await.0,
-        200,
-        "signing in again works at once"
-    );
+    assert_eq!(app.get_as(ME, &again.access).await.0, 200, "signing in again works at once");
 }
 
 async fn password_change_signs_out_other_devices(backend: Backend) {
@@ -320,18 +230,12 @@ async fn password_change_signs_out_other_devices(backend: Backend) {
             Method::PUT,
             "/api/v1/users/me/password",
             Some(&here.access),
-            Some(
-                &json!({"currentPassword": "Not-The-Password-1", "newPassword": "Fresh-Badger-77"}),
-            ),
+            Some(&json!({"currentPassword": "Not-The-Password-1", "newPassword": "Fresh-Badger-77"})),
         )
         .await;
     assert_eq!(status, 401);
     assert_error(&body, "INVALID_CREDENTIALS");
-    assert_eq!(
-        app.get_as(ME, &there.access).await.0,
-        200,
-        "a wrong current password changes nothing"
-    );
+    assert_eq!(app.get_as(ME, &there.access).await.0, 200, "a wrong current password changes nothing");
 
     let (status, body) = app
         .call(
@@ -342,57 +246,31 @@ async fn password_change_signs_out_other_devices(backend: Backend) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        app.get_as(ME, &here.access).await.0,
-        200,
-        "the login that changed it stays"
-    );
+    assert_eq!(app.get_as(ME, &here.access).await.0, 200, "the login that changed it stays");
     assert_eq!(refresh(&app, &here.refresh).await.0, 200);
-    assert_eq!(
-        app.get_as(ME, &there.access).await.0,
-        401,
-        "other devices' access tokens stop"
-    );
+    assert_eq!(app.get_as(ME, &there.access).await.0, 401, "other devices' access tokens stop");
     assert_eq!(refresh(&app, &there.refresh).await.0, 401);
     assert_eq!(app.login("pw@example.com", PASSWORD, "x").await.0, 401);
-    assert_eq!(
-        app.login("pw@example.com", "Fresh-Badger-77", "x").await.0,
-        200
-    );
+    assert_eq!(app.login("pw@example.com", "Fresh-Badger-77", "x").await.0, 200);
 }
 
 async fn deleted_account_is_gone(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let account = app.register("del@example.com").await;
-    let (status, body) = app
-        .call(
-            Method::DELETE,
-            ME,
-            Some(&account.access),
-            Some(&json!({"password": "Wrong-Pass-1"})),
-        )
-        .await;
+    let (status, body) =
+        app.call(Method::DELETE, ME, Some(&account.access), Some(&json!({"password": "Wrong-Pass-1"}))).await;
     assert_eq!(status, 401);
     assert_error(&body, "INVALID_CREDENTIALS");
     assert_eq!(app.get_as(ME, &account.access).await.0, 200);
 
-    let (status, body) = app
-        .call(
-            Method::DELETE,
-            ME,
-            Some(&account.access),
-            Some(&json!({"password": PASSWORD})),
-        )
-        .await;
+    let (status, body) =
+        app.call(Method::DELETE, ME, Some(&account.access), Some(&json!({"password": PASSWORD}))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.get_as(ME, &account.access).await.0, 401);
     assert_eq!(refresh(&app, &account.refresh).await.0, 401);
     assert_eq!(app.login("del@example.com", PASSWORD, "d").await.0, 401);
     let again = app.register("del@example.com").await;
-    assert_ne!(
-        again.user_id, account.user_id,
-        "the email registers again as a new account"
-    );
+    assert_ne!(again.user_id, account.user_id, "the email registers again as a new account");
 }
 
 async fn profile_updates_and_refuses_bad_fields(backend: Backend) {
@@ -413,42 +291,25 @@ async fn profile_updates_and_refuses_bad_fields(backend: Backend) {
     assert_eq!(body["data"]["timezone"], "Europe/Paris");
 
     let (status, body) = app
-        .call(
-            Method::PATCH,
-            path,
-            Some(&account.access),
-            Some(&json!({"timezone": "Mars/Base", "preferences": [1]})),
-        )
+        .call(Method::PATCH, path, Some(&account.access), Some(&json!({"timezone": "Mars/Base", "preferences": [1]})))
         .await;
     assert_eq!(status, 422);
     let error = assert_error(&body, "VALIDATION_FAILED");
     assert_eq!(error["details"].as_array().unwrap().len(), 2);
 
     let (_, me) = app.get_as(ME, &account.access).await;
-    assert_eq!(
-        me["data"]["email"], "prof@example.com",
-        "fields a client sends cannot set the email"
-    );
+    assert_eq!(me["data"]["email"], "prof@example.com", "fields a client sends cannot set the email");
     assert_eq!(me["data"]["id"], account.user_id.as_str());
     assert_eq!(me["data"]["profile"]["displayName"], "Prof X");
-    assert_eq!(
-        me["data"]["profile"]["timezone"], "Europe/Paris",
-        "the refused patch changed nothing"
-    );
-    assert_eq!(
-        me["data"]["profile"]["preferences"],
-        json!({"theme": "dark"})
-    );
+    assert_eq!(me["data"]["profile"]["timezone"], "Europe/Paris", "the refused patch changed nothing");
+    assert_eq!(me["data"]["profile"]["preferences"], json!({"theme": "dark"}));
 }
 
 async fn failed_logins_are_limited_per_pair(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| c.specgen_rate_login_pair = "3/60".into()).await;
     app.register("lim@example.com").await;
     for _ in 0..3 {
-        assert_eq!(
-            app.login("lim@example.com", "Wrong-Pass-1", "d").await.0,
-            401
-        );
+        assert_eq!(app.login("lim@example.com", "Wrong-Pass-1", "d").await.0, 401);
     }
     let res = app
         .client
@@ -457,16 +318,8 @@ async fn failed_logins_are_limited_per_pair(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        res.status(),
-        429,
-        "a correct password does not unlock a blocked pair"
-    );
-    let retry_after: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    assert_eq!(res.status(), 429, "a correct password does not unlock a blocked pair");
+    let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(res.headers()["ratelimit-limit"], "3");
     assert_eq!(res.headers()["ratelimit-remaining"], "0");
@@ -475,11 +328,7 @@ async fn failed_logins_are_limited_per_pair(backend: Backend) {
     assert_error(&body, "RATE_LIMITED");
 
     app.clock.advance(time::Duration::seconds(61));
-    assert_eq!(
-        app.login("lim@example.com", PASSWORD, "d").await.0,
-        200,
-        "the window has passed"
-    );
+    assert_eq!(app.login("lim@example.com", PASSWORD, "d").await.0, 200, "the window has passed");
 }
 
 async fn failed_logins_are_limited_per_account_across_addresses(backend: Backend) {
@@ -499,18 +348,12 @@ async fn failed_logins_are_limited_per_account_across_addresses(backend: Backend
     for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
         assert_eq!(login_from(ip, "Wrong-Pass-1").await.unwrap().status(), 401);
     }
-    assert_eq!(
-        login_from("203.0.113.5", PASSWORD).await.unwrap().status(),
-        429
-    );
+    assert_eq!(login_from("203.0.113.5", PASSWORD).await.unwrap().status(), 429);
     // An unknown email counts like a known one.
     for _ in 0..4 {
         app.login("ghost@example.com", "Wrong-Pass-1", "d").await;
     }
-    assert_eq!(
-        app.login("ghost@example.com", "Wrong-Pass-1", "d").await.0,
-        429
-    );
+    assert_eq!(app.login("ghost@example.com", "Wrong-Pass-1", "d").await.0, 429);
 }
 
 async fn registrations_are_limited_per_address(backend: Backend) {
@@ -518,10 +361,7 @@ async fn registrations_are_limited_per_address(backend: Backend) {
     app.register("r1@example.com").await;
     app.register("r2@example.com").await;
     let (status, body) = app
-        .post_json(
-            "/api/v1/auth/register",
-            &json!({"email": "r3@example.com", "password": PASSWORD, "name": "Three"}),
-        )
+        .post_json("/api/v1/auth/register", &json!({"email": "r3@example.com", "password": PASSWORD, "name": "Three"}))
         .await;
     assert_eq!(status, 429, "{body}");
     // A forged X-Forwarded-For from an untrusted peer does not buy a new address.

@@ -7,32 +7,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    Account, Backend, TestApp, assert_error, parse_sse, read, use_fake_claude, use_fake_openai,
-};
+use common::{Account, Backend, TestApp, assert_error, parse_sse, read, use_fake_claude, use_fake_openai};
 use reqwest::Method;
 use serde_json::{Value, json};
 use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire};
 
 async fn session(app: &TestApp, who: &Account) -> String {
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/chat/sessions",
-            Some(&who.access),
-            Some(&json!({"title": "t"})),
-        )
-        .await;
+    let (status, body) =
+        app.call(Method::POST, "/api/v1/chat/sessions", Some(&who.access), Some(&json!({"title": "t"}))).await;
     assert_eq!(status, 201, "{body}");
-    format!(
-        "/api/v1/chat/sessions/{}/messages",
-        body["data"]["id"].as_str().unwrap()
-    )
+    format!("/api/v1/chat/sessions/{}/messages", body["data"]["id"].as_str().unwrap())
 }
 
 async fn send(app: &TestApp, who: &Account, path: &str, body: Value) -> (u16, Value) {
-    app.call(Method::POST, path, Some(&who.access), Some(&body))
-        .await
+    app.call(Method::POST, path, Some(&who.access), Some(&body)).await
 }
 
 fn chunks(text: &[&str]) -> Vec<String> {
@@ -60,10 +48,7 @@ async fn demo_reply_is_stored_with_the_exact_message(backend: Backend) {
     assert_eq!(ai["status"], "complete", "{ai}");
     assert_eq!(ai["provider"], "demo");
     assert_eq!(ai["senderId"], Value::Null);
-    assert!(
-        ai["content"].as_str().unwrap().contains("demo"),
-        "labelled as a demo: {ai}"
-    );
+    assert!(ai["content"].as_str().unwrap().contains("demo"), "labelled as a demo: {ai}");
     assert!(ai["latencyMs"].as_i64().is_some());
     assert!(ai["usage"]["outputTokens"].as_u64().unwrap() > 0);
 
@@ -73,13 +58,7 @@ async fn demo_reply_is_stored_with_the_exact_message(backend: Backend) {
     assert_eq!(items[1]["id"], ai["id"]);
     assert_eq!(items[0]["content"], typed);
 
-    let (status, body) = send(
-        &app,
-        &me,
-        &path,
-        json!({"content": "no reply please", "aiReply": false}),
-    )
-    .await;
+    let (status, body) = send(&app, &me, &path, json!({"content": "no reply please", "aiReply": false})).await;
     assert_eq!(status, 201);
     assert_eq!(body["data"]["aiMessage"], Value::Null);
 }
@@ -89,38 +68,13 @@ async fn bad_content_is_refused_and_stores_nothing(backend: Backend) {
     let me = app.register("rules@example.com").await;
     let path = session(&app, &me).await;
     let too_long = "x".repeat(10_001);
-    for content in [
-        json!("   \n\t "),
-        json!("nul\u{0}byte"),
-        json!("bell\u{7}"),
-        json!(too_long),
-        json!(42),
-    ] {
-        let (status, body) = send(
-            &app,
-            &me,
-            &path,
-            json!({"content": content, "aiReply": false}),
-        )
-        .await;
+    for content in [json!("   \n\t "), json!("nul\u{0}byte"), json!("bell\u{7}"), json!(too_long), json!(42)] {
+        let (status, body) = send(&app, &me, &path, json!({"content": content, "aiReply": false})).await;
         assert_eq!(status, 422, "{content}: {body}");
-        assert_eq!(
-            assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"],
-            "content"
-        );
+        assert_eq!(assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"], "content");
     }
     let exactly = "é".repeat(10_000);
-    assert_eq!(
-        send(
-            &app,
-            &me,
-            &path,
-            json!({"content": exactly, "aiReply": false})
-        )
-        .await
-        .0,
-        201
-    );
+    assert_eq!(send(&app, &me, &path, json!({"content": exactly, "aiReply": false})).await.0, 201);
     assert_eq!(history(&app, &me, &path).await.len(), 1);
 }
 
@@ -128,35 +82,13 @@ async fn client_message_id_makes_sending_idempotent(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let me = app.register("idem@example.com").await;
     let path = session(&app, &me).await;
-    let (status, first) = send(
-        &app,
-        &me,
-        &path,
-        json!({"content": "hello", "clientMessageId": "k-1"}),
-    )
-    .await;
+    let (status, first) = send(&app, &me, &path, json!({"content": "hello", "clientMessageId": "k-1"})).await;
     assert_eq!(status, 201);
-    let (status, again) = send(
-        &app,
-        &me,
-        &path,
-        json!({"content": "hello", "clientMessageId": "k-1"}),
-    )
-    .await;
+    let (status, again) = send(&app, &me, &path, json!({"content": "hello", "clientMessageId": "k-1"})).await;
     assert_eq!(status, 200, "a replay answers 200: {again}");
-    assert_eq!(
-        again["data"]["userMessage"]["id"],
-        first["data"]["userMessage"]["id"]
-    );
-    assert_eq!(
-        again["data"]["aiMessage"]["id"],
-        first["data"]["aiMessage"]["id"]
-    );
-    assert_eq!(
-        history(&app, &me, &path).await.len(),
-        2,
-        "nothing new was created"
-    );
+    assert_eq!(again["data"]["userMessage"]["id"], first["data"]["userMessage"]["id"]);
+    assert_eq!(again["data"]["aiMessage"]["id"], first["data"]["aiMessage"]["id"]);
+    assert_eq!(history(&app, &me, &path).await.len(), 2, "nothing new was created");
 }
 
 async fn strangers_cannot_post_and_messages_are_rate_limited(backend: Backend) {
@@ -169,12 +101,7 @@ async fn strangers_cannot_post_and_messages_are_rate_limited(backend: Backend) {
     assert_error(&body, "NOT_FOUND");
     assert_eq!(app.get_as(&path, &stranger.access).await.0, 404);
     for _ in 0..3 {
-        assert_eq!(
-            send(&app, &me, &path, json!({"content": "hi", "aiReply": false}))
-                .await
-                .0,
-            201
-        );
+        assert_eq!(send(&app, &me, &path, json!({"content": "hi", "aiReply": false})).await.0, 201);
     }
     let (status, body) = send(&app, &me, &path, json!({"content": "hi", "aiReply": false})).await;
     assert_eq!(status, 429, "{body}");
@@ -201,12 +128,7 @@ async fn send_sse(app: &TestApp, who: &Account, path: &str, body: Value) -> Vec<
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     parse_sse(&res.text().await.unwrap())
 }
 
@@ -230,20 +152,10 @@ async fn sse_streams_every_chunk_in_order_then_one_final_event() {
     assert_eq!(events[0].1["message"]["role"], "user");
     assert_eq!(events[1].1["message"]["status"], "streaming");
     assert_eq!(events[1].1["message"]["provider"], "claude");
-    let chunk_events: Vec<&Value> = events
-        .iter()
-        .filter(|(n, _)| n == "message_chunk")
-        .map(|(_, d)| d)
-        .collect();
-    let seqs: Vec<u64> = chunk_events
-        .iter()
-        .map(|d| d["seq"].as_u64().unwrap())
-        .collect();
+    let chunk_events: Vec<&Value> = events.iter().filter(|(n, _)| n == "message_chunk").map(|(_, d)| d).collect();
+    let seqs: Vec<u64> = chunk_events.iter().map(|d| d["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5], "seq starts at 1, no gaps");
-    let text: String = chunk_events
-        .iter()
-        .map(|d| d["content"].as_str().unwrap())
-        .collect();
+    let text: String = chunk_events.iter().map(|d| d["content"].as_str().unwrap()).collect();
     assert_eq!(text, "Hello, world!");
     let (last, data) = events.last().unwrap();
     assert_eq!(last, "message_complete");
@@ -252,24 +164,16 @@ async fn sse_streams_every_chunk_in_order_then_one_final_event() {
     assert_eq!(
         names
             .iter()
-            .filter(|n| n.starts_with("message_c")
-                && **n != "message_created"
-                && **n != "message_chunk")
+            .filter(|n| n.starts_with("message_c") && **n != "message_created" && **n != "message_chunk")
             .count(),
         1
     );
 
     // The upstream saw the user's words and our key, in Anthropic's format.
     let request = &fake.requests()[0];
-    assert_eq!(
-        request.header("x-api-key"),
-        Some(specgen_test_support::ai::FAKE_API_KEY)
-    );
+    assert_eq!(request.header("x-api-key"), Some(specgen_test_support::ai::FAKE_API_KEY));
     assert!(request.header("anthropic-version").is_some());
-    assert_eq!(
-        request.body["messages"].as_array().unwrap().last().unwrap()["content"],
-        "greet me"
-    );
+    assert_eq!(request.body["messages"].as_array().unwrap().last().unwrap()["content"], "greet me");
 
     let items = history(&app, &me, &path).await;
     assert_eq!(items[1]["status"], "complete");
@@ -280,19 +184,12 @@ async fn sse_streams_every_chunk_in_order_then_one_final_event() {
 async fn a_failing_provider_falls_back_to_the_next() {
     let broken = FakeUpstream::start(
         FakeWire::Anthropic,
-        FakeBehaviour::Status {
-            status: 500,
-            retry_after: None,
-            body: json!({"type": "error"}).to_string(),
-        },
+        FakeBehaviour::Status { status: 500, retry_after: None, body: json!({"type": "error"}).to_string() },
     )
     .await;
     let healthy = FakeUpstream::start(
         FakeWire::OpenAi,
-        FakeBehaviour::Success {
-            chunks: chunks(&["from ", "openai"]),
-            chunk_delay: Duration::ZERO,
-        },
+        FakeBehaviour::Success { chunks: chunks(&["from ", "openai"]), chunk_delay: Duration::ZERO },
     )
     .await;
     let (b, h) = (broken.base_url(), healthy.base_url());
@@ -307,38 +204,23 @@ async fn a_failing_provider_falls_back_to_the_next() {
     assert_eq!(status, 201, "{body}");
     let ai = &body["data"]["aiMessage"];
     assert_eq!(ai["status"], "complete");
-    assert_eq!(
-        ai["provider"], "openai",
-        "the message names what produced its text"
-    );
+    assert_eq!(ai["provider"], "openai", "the message names what produced its text");
     assert_eq!(ai["content"], "from openai");
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains(r#"ai_fallbacks_total{from="claude",to="openai"}"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("ai_time_to_first_token_seconds"),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"ai_fallbacks_total{from="claude",to="openai"}"#), "{metrics}");
+    assert!(metrics.contains("ai_time_to_first_token_seconds"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_first_token_falls_back_within_the_deadline() {
     let slow = FakeUpstream::start(
         FakeWire::Anthropic,
-        FakeBehaviour::SlowFirstToken {
-            delay: Duration::from_secs(5),
-            chunks: chunks(&["too late"]),
-        },
+        FakeBehaviour::SlowFirstToken { delay: Duration::from_secs(5), chunks: chunks(&["too late"]) },
     )
     .await;
     let healthy = FakeUpstream::start(
         FakeWire::OpenAi,
-        FakeBehaviour::Success {
-            chunks: chunks(&["in time"]),
-            chunk_delay: Duration::ZERO,
-        },
+        FakeBehaviour::Success { chunks: chunks(&["in time"]), chunk_delay: Duration::ZERO },
     )
     .await;
     let (s, h) = (slow.base_url(), healthy.base_url());
@@ -354,22 +236,14 @@ async fn a_slow_first_token_falls_back_within_the_deadline() {
     let (_, body) = send(&app, &me, &path, json!({"content": "quick"})).await;
     assert_eq!(body["data"]["aiMessage"]["provider"], "openai");
     assert_eq!(body["data"]["aiMessage"]["content"], "in time");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_provider_failing_keeps_the_message_and_says_why() {
     let broken = FakeUpstream::start(
         FakeWire::Anthropic,
-        FakeBehaviour::Status {
-            status: 503,
-            retry_after: None,
-            body: "{}".into(),
-        },
+        FakeBehaviour::Status { status: 503, retry_after: None, body: "{}".into() },
     )
     .await;
     let b = broken.base_url();
@@ -400,18 +274,12 @@ async fn every_provider_failing_keeps_the_message_and_says_why() {
 async fn a_cut_mid_stream_is_failed_with_its_partial_text_never_complete() {
     let cut = FakeUpstream::start(
         FakeWire::Anthropic,
-        FakeBehaviour::CutMidStream {
-            chunks: chunks(&["partial ", "answer ", "never ", "finished"]),
-            after_chunks: 2,
-        },
+        FakeBehaviour::CutMidStream { chunks: chunks(&["partial ", "answer ", "never ", "finished"]), after_chunks: 2 },
     )
     .await;
     let healthy = FakeUpstream::start(
         FakeWire::OpenAi,
-        FakeBehaviour::Success {
-            chunks: chunks(&["should not be used"]),
-            chunk_delay: Duration::ZERO,
-        },
+        FakeBehaviour::Success { chunks: chunks(&["should not be used"]), chunk_delay: Duration::ZERO },
     )
     .await;
     let (c_url, h) = (cut.base_url(), healthy.base_url());
@@ -431,10 +299,7 @@ async fn a_cut_mid_stream_is_failed_with_its_partial_text_never_complete() {
     assert_eq!(items[1]["status"], "failed");
     assert_eq!(items[1]["content"], "partial answer ");
     assert_eq!(items[1]["provider"], "claude");
-    assert!(
-        healthy.requests().is_empty(),
-        "after the first token there is no silent switch"
-    );
+    assert!(healthy.requests().is_empty(), "after the first token there is no silent switch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,9 +328,7 @@ async fn cancel_stops_the_reply_and_keeps_its_partial_text() {
     // Read until the AI message exists, then cancel it.
     let mut seen = String::new();
     let ai_id = loop {
-        seen.push_str(&String::from_utf8_lossy(
-            &res.chunk().await.unwrap().unwrap(),
-        ));
+        seen.push_str(&String::from_utf8_lossy(&res.chunk().await.unwrap().unwrap()));
         if let Some((_, data)) = parse_sse_prefix(&seen)
             .into_iter()
             .find(|(n, d)| n == "message_created" && d["message"]["role"] == "assistant")
@@ -473,14 +336,7 @@ async fn cancel_stops_the_reply_and_keeps_its_partial_text() {
             break data["message"]["id"].as_str().unwrap().to_owned();
         }
     };
-    let (status, body) = app
-        .call(
-            Method::POST,
-            &format!("{path}/{ai_id}/cancel"),
-            Some(&me.access),
-            None,
-        )
-        .await;
+    let (status, body) = app.call(Method::POST, &format!("{path}/{ai_id}/cancel"), Some(&me.access), None).await;
     assert_eq!(status, 200, "{body}");
     while let Some(bytes) = res.chunk().await.unwrap() {
         seen.push_str(&String::from_utf8_lossy(&bytes));
@@ -489,26 +345,13 @@ async fn cancel_stops_the_reply_and_keeps_its_partial_text() {
     let (last, data) = events.last().unwrap();
     assert_eq!(last, "message_cancelled");
     let partial = data["content"].as_str().unwrap().to_owned();
-    assert!(
-        partial.starts_with("w0 ") && partial.len() < 200 * 4,
-        "{partial}"
-    );
+    assert!(partial.starts_with("w0 ") && partial.len() < 200 * 4, "{partial}");
     let items = history(&app, &me, &path).await;
     assert_eq!(items[1]["status"], "cancelled");
     assert_eq!(items[1]["content"], partial.as_str());
-    assert!(
-        slow.wait_for_peer_close(Duration::from_secs(2)).await,
-        "the upstream request was aborted"
-    );
+    assert!(slow.wait_for_peer_close(Duration::from_secs(2)).await, "the upstream request was aborted");
 
-    let (status, body) = app
-        .call(
-            Method::POST,
-            &format!("{path}/{ai_id}/cancel"),
-            Some(&me.access),
-            None,
-        )
-        .await;
+    let (status, body) = app.call(Method::POST, &format!("{path}/{ai_id}/cancel"), Some(&me.access), None).await;
     assert_eq!(status, 409, "an ended reply cannot be cancelled: {body}");
 }
 
@@ -562,10 +405,9 @@ async fn a_client_that_disconnects_does_not_stop_the_reply() {
 async fn replies_left_streaming_by_a_crash_are_failed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let store = specgen_store_sqlite::SqliteStore::open(specgen_store_sqlite::SqliteConfig::new(
-        dir.path().join("crash.db"),
-    ))
-    .unwrap();
+    let store =
+        specgen_store_sqlite::SqliteStore::open(specgen_store_sqlite::SqliteConfig::new(dir.path().join("crash.db")))
+            .unwrap();
     store.migrate().await.unwrap();
     let s = store.store();
     let (user, profile) = specgen_test_support::fixtures::user();
@@ -578,31 +420,16 @@ async fn replies_left_streaming_by_a_crash_are_failed_at_start() {
     s.messages.insert(&cut).await.unwrap();
     drop(store);
 
-    let _app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.database_url = specgen::config::ConnectionUrl::new(url)
-    })
-    .await;
-    let reopened = specgen_store_sqlite::SqliteStore::open(
-        specgen_store_sqlite::SqliteConfig::new(dir.path().join("crash.db")),
-    )
-    .unwrap();
-    let found = reopened
-        .store()
-        .messages
-        .find(session.id, cut.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let _app =
+        TestApp::spawn_with(Backend::Sqlite, |c| c.database_url = specgen::config::ConnectionUrl::new(url)).await;
+    let reopened =
+        specgen_store_sqlite::SqliteStore::open(specgen_store_sqlite::SqliteConfig::new(dir.path().join("crash.db")))
+            .unwrap();
+    let found = reopened.store().messages.find(session.id, cut.id).await.unwrap().unwrap();
     assert_eq!(found.status, specgen_domain::MessageStatus::Failed);
     assert_eq!(found.content, "half of it");
     assert_eq!(found.error.unwrap().code, "INTERRUPTED");
-    let still = reopened
-        .store()
-        .messages
-        .find(session.id, asked.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let still = reopened.store().messages.find(session.id, asked.id).await.unwrap().unwrap();
     assert_eq!(still.content, "hi", "the user's message is untouched");
 }
 
@@ -617,20 +444,8 @@ async fn providers_lists_the_enabled_ones_default_first() {
     assert_eq!(list[0]["name"], "demo");
     assert_eq!(list[0]["isDemo"], true);
     assert_eq!(list[0]["available"], true);
-    assert_eq!(
-        app.call(Method::GET, "/api/v1/ai/providers", None, None)
-            .await
-            .0,
-        401
-    );
-    let (status, body) = read(
-        app.client
-            .get(app.url("/api/v1/ai/providers"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert_eq!(app.call(Method::GET, "/api/v1/ai/providers", None, None).await.0, 401);
+    let (status, body) = read(app.client.get(app.url("/api/v1/ai/providers")).send().await.unwrap()).await;
     assert_eq!(status, 401);
     assert_error(&body, "UNAUTHENTICATED");
 }

@@ -13,10 +13,7 @@ async fn health_live_and_ready(backend: Backend) {
     assert!(res.headers().contains_key("x-request-id"));
     let (status, body) = read(res).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        body,
-        serde_json::json!({"success": true, "data": {"status": "ok"}})
-    );
+    assert_eq!(body, serde_json::json!({"success": true, "data": {"status": "ok"}}));
 
     let (status, body) = read(app.get("/health/ready").await).await;
     assert_eq!(status, 200, "{body}");
@@ -25,55 +22,24 @@ async fn health_live_and_ready(backend: Backend) {
 
 async fn request_id_is_kept_or_replaced(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let kept = app
-        .client
-        .get(app.url("/health/live"))
-        .header("x-request-id", "trace-42.a_b")
-        .send()
-        .await
-        .unwrap();
+    let kept = app.client.get(app.url("/health/live")).header("x-request-id", "trace-42.a_b").send().await.unwrap();
     assert_eq!(kept.headers()["x-request-id"], "trace-42.a_b");
-    let replaced = app
-        .client
-        .get(app.url("/nope"))
-        .header("x-request-id", "bad id!")
-        .send()
-        .await
-        .unwrap();
-    let header = replaced.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let replaced = app.client.get(app.url("/nope")).header("x-request-id", "bad id!").send().await.unwrap();
+    let header = replaced.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_ne!(header, "bad id!");
     let (status, body) = read(replaced).await;
     assert_eq!(status, 404);
-    assert_eq!(
-        assert_error(&body, "NOT_FOUND")["requestId"],
-        header.as_str(),
-        "error requestId equals the header"
-    );
+    assert_eq!(assert_error(&body, "NOT_FOUND")["requestId"], header.as_str(), "error requestId equals the header");
 }
 
 async fn unknown_routes_are_json_404(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    for path in [
-        "/api/v1/nothing",
-        "/api/v2/x",
-        "/health/nope",
-        "/metrics/extra",
-        "/ws/x",
-        "/no/such/page",
-    ] {
+    for path in ["/api/v1/nothing", "/api/v2/x", "/health/nope", "/metrics/extra", "/ws/x", "/no/such/page"] {
         let (status, body) = read(app.get(path).await).await;
         assert_eq!(status, 404, "{path}");
         assert_error(&body, "NOT_FOUND");
     }
-    let res = app
-        .request(Method::DELETE, "/api/v1/anything")
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.request(Method::DELETE, "/api/v1/anything").await.send().await.unwrap();
     let (status, body) = read(res).await;
     assert_eq!(status, 404);
     assert_error(&body, "NOT_FOUND");
@@ -81,12 +47,7 @@ async fn unknown_routes_are_json_404(backend: Backend) {
 
 async fn wrong_method_is_json_405(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let res = app
-        .request(Method::POST, "/health/live")
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.request(Method::POST, "/health/live").await.send().await.unwrap();
     let (status, body) = read(res).await;
     assert_eq!(status, 405);
     assert_error(&body, "METHOD_NOT_ALLOWED");
@@ -98,36 +59,21 @@ async fn metrics_label_routes_by_pattern(backend: Backend) {
     app.get("/api/v1/some-id-123").await;
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = res.text().await.unwrap();
     assert!(
         text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/health/live",status_code="200""#),
         "{text}"
     );
-    assert!(
-        text.contains(r#"route="unmatched",status_code="404""#),
-        "{text}"
-    );
-    assert!(
-        !text.contains("some-id-123"),
-        "raw paths never become labels"
-    );
+    assert!(text.contains(r#"route="unmatched",status_code="404""#), "{text}");
+    assert!(!text.contains("some-id-123"), "raw paths never become labels");
 }
 
 async fn openapi_and_docs_are_served(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (status, doc) = read(app.get("/api/openapi.json").await).await;
     assert_eq!(status, 200);
-    assert!(
-        doc["openapi"].as_str().unwrap().starts_with("3.1"),
-        "{}",
-        doc["openapi"]
-    );
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
     assert!(doc["paths"]["/health/live"]["get"].is_object());
     assert!(doc["paths"]["/health/ready"]["get"].is_object());
 
@@ -158,9 +104,7 @@ for_both_stores!(
 async fn ready_is_503_while_the_store_is_unreachable() {
     let db = specgen_store_postgres::testing::TestDatabase::create_empty().await;
     let upstream = db.socket_addr();
-    let proxy = specgen_test_support::proxy::FaultProxy::start(upstream)
-        .await
-        .unwrap();
+    let proxy = specgen_test_support::proxy::FaultProxy::start(upstream).await.unwrap();
     let via_proxy = db.url_via(proxy.address());
     let app = TestApp::spawn_with(Backend::Postgres, |config| {
         config.database_url = specgen::config::ConnectionUrl::new(via_proxy);
@@ -174,11 +118,7 @@ async fn ready_is_503_while_the_store_is_unreachable() {
     assert_eq!(status, 503, "{body}");
     let error = assert_error(&body, "UNAVAILABLE");
     assert_eq!(error["details"][0]["field"], "store");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(8),
-        "fails fast: {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "fails fast: {:?}", started.elapsed());
     assert_eq!(app.get("/health/live").await.status(), 200);
 
     proxy.restore();

@@ -97,32 +97,23 @@ struct Parser {
 impl Parser {
     fn on_event(&mut self, event: &Event) -> Result<Step, ProviderError> {
         let wire: Wire = serde_json::from_str(&event.data).map_err(|e| {
-            let name = if event.event.is_empty() {
-                "message"
-            } else {
-                &event.event
-            };
+            let name = if event.event.is_empty() { "message" } else { &event.event };
             ProviderError::Protocol(format!("unparseable `{name}` event: {e}"))
         })?;
         Ok(match wire {
             Wire::MessageStart { message } => self.usage_step(message.usage.unwrap_or_default()),
-            Wire::ContentBlockDelta {
-                delta: Delta::TextDelta { text },
-            } if !text.is_empty() => Step::Emit(StreamEvent::Delta(text)),
+            Wire::ContentBlockDelta { delta: Delta::TextDelta { text } } if !text.is_empty() => {
+                Step::Emit(StreamEvent::Delta(text))
+            }
             Wire::MessageDelta { delta, usage } => {
                 if delta.stop_reason.is_some() {
                     self.stop_reason = delta.stop_reason;
                 }
                 self.usage_step(usage.unwrap_or_default())
             }
-            Wire::MessageStop {} => Step::Finish(StreamEvent::Done {
-                finish_reason: self.stop_reason.take(),
-            }),
+            Wire::MessageStop {} => Step::Finish(StreamEvent::Done { finish_reason: self.stop_reason.take() }),
             Wire::Error { error } => {
-                return Err(ProviderError::Upstream {
-                    kind: error.kind,
-                    message: error.message,
-                });
+                return Err(ProviderError::Upstream { kind: error.kind, message: error.message });
             }
             Wire::ContentBlockDelta { .. }
             | Wire::ContentBlockStart {}
@@ -137,15 +128,9 @@ impl Parser {
     fn usage_step(&mut self, reported: Usage) -> Step {
         let before = self.usage;
         let mut usage = before.unwrap_or_default();
-        let cached = [
-            reported.cache_creation_input_tokens,
-            reported.cache_read_input_tokens,
-        ];
+        let cached = [reported.cache_creation_input_tokens, reported.cache_read_input_tokens];
         if let Some(input) = reported.input_tokens {
-            usage.input_tokens = cached
-                .into_iter()
-                .flatten()
-                .fold(input, u32::saturating_add);
+            usage.input_tokens = cached.into_iter().flatten().fold(input, u32::saturating_add);
         }
         if let Some(output) = reported.output_tokens {
             usage.output_tokens = output;
@@ -172,10 +157,7 @@ fn stream_error(error: EventStreamError<reqwest::Error>) -> ProviderError {
 /// reuse it (saves a TLS handshake on the next message).
 fn drain<S: Stream + Send + Unpin + 'static>(mut events: S) {
     tokio::spawn(async move {
-        let _ = tokio::time::timeout(DRAIN_LIMIT, async {
-            while events.next().await.is_some() {}
-        })
-        .await;
+        let _ = tokio::time::timeout(DRAIN_LIMIT, async { while events.next().await.is_some() {} }).await;
     });
 }
 
@@ -214,18 +196,11 @@ mod tests {
     use super::*;
 
     fn event(name: &str, data: &str) -> Event {
-        Event {
-            event: name.into(),
-            data: data.into(),
-            ..Event::default()
-        }
+        Event { event: name.into(), data: data.into(), ..Event::default() }
     }
 
     fn usage(input_tokens: u32, output_tokens: u32) -> Step {
-        Step::Emit(StreamEvent::Usage(TokenUsage {
-            input_tokens,
-            output_tokens,
-        }))
+        Step::Emit(StreamEvent::Usage(TokenUsage { input_tokens, output_tokens }))
     }
 
     #[test]
@@ -260,9 +235,7 @@ mod tests {
                 Step::Skip, // usage unchanged
                 usage(15, 4),
                 Step::Skip,
-                Step::Finish(StreamEvent::Done {
-                    finish_reason: Some("max_tokens".into())
-                }),
+                Step::Finish(StreamEvent::Done { finish_reason: Some("max_tokens".into()) }),
             ]
         );
     }
@@ -271,28 +244,15 @@ mod tests {
     fn error_event_is_upstream() {
         let mut p = Parser::default();
         let err = p
-            .on_event(&event(
-                "error",
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-            ))
+            .on_event(&event("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#))
             .unwrap_err();
-        assert_eq!(
-            err,
-            ProviderError::Upstream {
-                kind: "overloaded_error".into(),
-                message: "Overloaded".into()
-            }
-        );
+        assert_eq!(err, ProviderError::Upstream { kind: "overloaded_error".into(), message: "Overloaded".into() });
     }
 
     #[test]
     fn bad_json_is_protocol() {
         let mut p = Parser::default();
-        for data in [
-            "{not json",
-            r#"{"no_type":1}"#,
-            r#"{"type":"content_block_delta"}"#,
-        ] {
+        for data in ["{not json", r#"{"no_type":1}"#, r#"{"type":"content_block_delta"}"#] {
             let err = p.on_event(&event("content_block_delta", data)).unwrap_err();
             assert!(matches!(err, ProviderError::Protocol(_)), "{data}: {err:?}");
         }

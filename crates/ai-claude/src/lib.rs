@@ -98,16 +98,12 @@ impl ClaudeProvider {
             bail!("the Anthropic base URL must be http(s): {base}");
         }
         // Sensitive: reqwest then keeps the key out of its Debug output.
-        let mut key = HeaderValue::from_str(config.api_key.trim()).map_err(|_| {
-            anyhow::anyhow!("the Anthropic API key has characters a header cannot carry")
-        })?;
+        let mut key = HeaderValue::from_str(config.api_key.trim())
+            .map_err(|_| anyhow::anyhow!("the Anthropic API key has characters a header cannot carry"))?;
         key.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", key);
-        headers.insert(
-            "anthropic-version",
-            HeaderValue::from_static(ANTHROPIC_VERSION),
-        );
+        headers.insert("anthropic-version", HeaderValue::from_static(ANTHROPIC_VERSION));
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("specgen/", env!("CARGO_PKG_VERSION")))
@@ -219,13 +215,7 @@ fn send_error(error: &reqwest::Error) -> ProviderError {
 /// `retry-after` in seconds (fractions allowed); the HTTP-date form is not
 /// used by Anthropic and is ignored.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: f64 = headers
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let seconds: f64 = headers.get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
@@ -239,8 +229,7 @@ async fn status_error(response: reqwest::Response, deadline: Duration) -> Provid
     ProviderError::Status {
         status: status.as_u16(),
         retry_after,
-        message: error_message(&body)
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+        message: error_message(&body).unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
     }
 }
 
@@ -287,47 +276,23 @@ mod tests {
     #[test]
     fn endpoint_joins_base_url_with_or_without_slash() {
         for base in ["http://127.0.0.1:9/", "http://127.0.0.1:9"] {
-            let provider = ClaudeProvider::new(ClaudeConfig {
-                base_url: base.into(),
-                ..config()
-            })
-            .unwrap();
+            let provider = ClaudeProvider::new(ClaudeConfig { base_url: base.into(), ..config() }).unwrap();
             assert_eq!(provider.endpoint, "http://127.0.0.1:9/v1/messages");
         }
-        let proxied = ClaudeProvider::new(ClaudeConfig {
-            base_url: "https://proxy.example/anthropic".into(),
-            ..config()
-        })
-        .unwrap();
-        assert_eq!(
-            proxied.endpoint,
-            "https://proxy.example/anthropic/v1/messages"
-        );
+        let proxied =
+            ClaudeProvider::new(ClaudeConfig { base_url: "https://proxy.example/anthropic".into(), ..config() })
+                .unwrap();
+        assert_eq!(proxied.endpoint, "https://proxy.example/anthropic/v1/messages");
     }
 
     #[test]
     fn invalid_configuration_is_refused() {
         for bad in [
-            ClaudeConfig {
-                api_key: " ".into(),
-                ..config()
-            },
-            ClaudeConfig {
-                api_key: "line\nbreak".into(),
-                ..config()
-            },
-            ClaudeConfig {
-                base_url: "not a url".into(),
-                ..config()
-            },
-            ClaudeConfig {
-                base_url: "ftp://x".into(),
-                ..config()
-            },
-            ClaudeConfig {
-                model: "".into(),
-                ..config()
-            },
+            ClaudeConfig { api_key: " ".into(), ..config() },
+            ClaudeConfig { api_key: "line\nbreak".into(), ..config() },
+            ClaudeConfig { base_url: "not a url".into(), ..config() },
+            ClaudeConfig { base_url: "ftp://x".into(), ..config() },
+            ClaudeConfig { model: "".into(), ..config() },
         ] {
             assert!(ClaudeProvider::new(bad).is_err());
         }
@@ -339,18 +304,9 @@ mod tests {
             model: "m".into(),
             system: Some("  ".into()),
             turns: vec![
-                ChatTurn {
-                    role: TurnRole::User,
-                    content: "hi".into(),
-                },
-                ChatTurn {
-                    role: TurnRole::Assistant,
-                    content: "".into(),
-                },
-                ChatTurn {
-                    role: TurnRole::User,
-                    content: "again".into(),
-                },
+                ChatTurn { role: TurnRole::User, content: "hi".into() },
+                ChatTurn { role: TurnRole::Assistant, content: "".into() },
+                ChatTurn { role: TurnRole::User, content: "again".into() },
             ],
             max_output_tokens: 9,
         };
@@ -384,15 +340,10 @@ mod tests {
     #[test]
     fn error_message_prefers_the_json_error() {
         assert_eq!(
-            error_message(
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
-            ),
+            error_message(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
             Some("overloaded_error: Overloaded".into())
         );
-        assert_eq!(
-            error_message("upstream connect error"),
-            Some("upstream connect error".into())
-        );
+        assert_eq!(error_message("upstream connect error"), Some("upstream connect error".into()));
         assert_eq!(error_message("  "), None);
         assert_eq!(error_message(&"x".repeat(1000)).map(|m| m.len()), Some(300));
     }

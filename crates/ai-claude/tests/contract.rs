@@ -67,23 +67,12 @@ mod deadlines {
     async fn a_stall_mid_stream_is_interrupted() {
         let fake = FakeUpstream::start(
             FakeWire::Anthropic,
-            FakeBehaviour::SlowFirstToken {
-                delay: Duration::from_secs(2),
-                chunks: sample_chunks(),
-            },
+            FakeBehaviour::SlowFirstToken { delay: Duration::from_secs(2), chunks: sample_chunks() },
         )
         .await;
         let provider = with_timeout(fake.base_url(), Duration::from_millis(300));
-        let items: Vec<_> = provider
-            .stream(sample_request())
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        assert!(
-            matches!(items.last(), Some(Err(ProviderError::Interrupted(_)))),
-            "{items:?}"
-        );
+        let items: Vec<_> = provider.stream(sample_request()).await.unwrap().collect().await;
+        assert!(matches!(items.last(), Some(Err(ProviderError::Interrupted(_)))), "{items:?}");
         assert!(!items.iter().any(|i| matches!(i, Ok(StreamEvent::Delta(_)))));
     }
 
@@ -91,22 +80,11 @@ mod deadlines {
     async fn a_reply_may_take_longer_than_the_timeout() {
         let fake = FakeUpstream::start(
             FakeWire::Anthropic,
-            FakeBehaviour::Success {
-                chunks: vec!["word ".to_owned(); 8],
-                chunk_delay: Duration::from_millis(100),
-            },
+            FakeBehaviour::Success { chunks: vec!["word ".to_owned(); 8], chunk_delay: Duration::from_millis(100) },
         )
         .await;
         let provider = with_timeout(fake.base_url(), Duration::from_millis(300));
-        let items: Vec<_> = provider
-            .stream(sample_request())
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        assert!(
-            matches!(items.last(), Some(Ok(StreamEvent::Done { .. }))),
-            "{items:?}"
-        );
+        let items: Vec<_> = provider.stream(sample_request()).await.unwrap().collect().await;
+        assert!(matches!(items.last(), Some(Ok(StreamEvent::Done { .. }))), "{items:?}");
     }
 }

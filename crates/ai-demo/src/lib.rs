@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use specgen_domain::ProviderName;
-use specgen_ports::{
-    AiProvider, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage, TurnRole,
-};
+use specgen_ports::{AiProvider, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage, TurnRole};
 
 /// The only model the demo knows.
 pub const DEMO_MODEL: &str = "demo";
@@ -26,9 +24,7 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self {
-            chunk_delay: Duration::from_millis(25),
-        }
+        Self { chunk_delay: Duration::from_millis(25) }
     }
 }
 
@@ -45,13 +41,8 @@ impl DemoProvider {
 
 /// The reply the demo gives to `request`, in full.
 pub fn demo_reply(request: &CompletionRequest) -> String {
-    let last_user = request
-        .turns
-        .iter()
-        .rev()
-        .find(|t| t.role == TurnRole::User)
-        .map(|t| t.content.as_str())
-        .unwrap_or_default();
+    let last_user =
+        request.turns.iter().rev().find(|t| t.role == TurnRole::User).map(|t| t.content.as_str()).unwrap_or_default();
     let words: Vec<&str> = last_user.split_whitespace().collect();
     let echo = match words.len() {
         0 => "(an empty message)".to_owned(),
@@ -59,11 +50,7 @@ pub fn demo_reply(request: &CompletionRequest) -> String {
         _ => format!("\u{201c}{}\u{2026}\u{201d}", words[..ECHO_WORDS].join(" ")),
     };
     let earlier = request.turns.len().saturating_sub(1);
-    let system = if request
-        .system
-        .as_deref()
-        .is_some_and(|s| !s.trim().is_empty())
-    {
+    let system = if request.system.as_deref().is_some_and(|s| !s.trim().is_empty()) {
         "a system prompt is set"
     } else {
         "no system prompt is set"
@@ -112,11 +99,7 @@ fn estimate_tokens(text: &str) -> u32 {
 
 fn input_tokens(request: &CompletionRequest) -> u32 {
     let system = request.system.as_deref().map_or(0, estimate_tokens);
-    request
-        .turns
-        .iter()
-        .map(|t| estimate_tokens(&t.content))
-        .fold(system, u32::saturating_add)
+    request.turns.iter().map(|t| estimate_tokens(&t.content)).fold(system, u32::saturating_add)
 }
 
 struct Playback {
@@ -159,9 +142,7 @@ impl AiProvider for DemoProvider {
             delay: self.config.chunk_delay,
             tail: VecDeque::from([
                 StreamEvent::Usage(usage),
-                StreamEvent::Done {
-                    finish_reason: Some(finish_reason.to_owned()),
-                },
+                StreamEvent::Done { finish_reason: Some(finish_reason.to_owned()) },
             ]),
         };
         let stream = futures::stream::unfold(playback, |mut playback| async move {

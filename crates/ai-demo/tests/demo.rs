@@ -13,37 +13,20 @@ fn request(last_user: &str) -> CompletionRequest {
         model: "demo".into(),
         system: Some("Be brief.".into()),
         turns: vec![
-            ChatTurn {
-                role: TurnRole::User,
-                content: "First question here".into(),
-            },
-            ChatTurn {
-                role: TurnRole::Assistant,
-                content: "First answer".into(),
-            },
-            ChatTurn {
-                role: TurnRole::User,
-                content: last_user.into(),
-            },
+            ChatTurn { role: TurnRole::User, content: "First question here".into() },
+            ChatTurn { role: TurnRole::Assistant, content: "First answer".into() },
+            ChatTurn { role: TurnRole::User, content: last_user.into() },
         ],
         max_output_tokens: 1024,
     }
 }
 
 fn provider(delay_ms: u64) -> DemoProvider {
-    DemoProvider::new(DemoConfig {
-        chunk_delay: Duration::from_millis(delay_ms),
-    })
+    DemoProvider::new(DemoConfig { chunk_delay: Duration::from_millis(delay_ms) })
 }
 
 async fn events(provider: &DemoProvider, request: CompletionRequest) -> Vec<StreamEvent> {
-    provider
-        .stream(request)
-        .await
-        .unwrap()
-        .map(|item| item.unwrap())
-        .collect()
-        .await
+    provider.stream(request).await.unwrap().map(|item| item.unwrap()).collect().await
 }
 
 fn text_of(events: &[StreamEvent]) -> String {
@@ -82,10 +65,7 @@ fn reply_is_labelled_as_a_demo() {
 #[test]
 fn reply_echoes_the_last_user_message_and_has_markdown() {
     let text = demo_reply(&request("How   do I\nbake bread?"));
-    assert!(
-        text.contains("\u{201c}How do I bake bread?\u{201d} (5 words)"),
-        "{text}"
-    );
+    assert!(text.contains("\u{201c}How do I bake bread?\u{201d} (5 words)"), "{text}");
     assert!(!text.contains("First question"), "only the last user turn");
     assert!(text.contains("\n- "), "a Markdown list: {text}");
     assert!(text.contains("`inline code`"), "a code span: {text}");
@@ -105,10 +85,7 @@ fn long_messages_are_summarised() {
 fn word_chunks_keep_all_text_and_split_on_words() {
     let text = "Hello  world,\n\n- item `x`\n";
     let chunks = word_chunks(text);
-    assert_eq!(
-        chunks,
-        vec!["Hello  ", "world,\n\n", "- ", "item ", "`x`\n"]
-    );
+    assert_eq!(chunks, vec!["Hello  ", "world,\n\n", "- ", "item ", "`x`\n"]);
     assert_eq!(chunks.concat(), text);
     assert!(word_chunks("").is_empty());
     assert_eq!(word_chunks("  lead"), vec!["  ", "lead"]);
@@ -131,28 +108,15 @@ async fn streams_words_then_usage_then_done() {
         .collect();
     assert!(deltas.len() > 20, "streamed in many small chunks");
     assert!(
-        deltas
-            .iter()
-            .all(|d| !d.is_empty() && d.split_whitespace().count() == 1),
+        deltas.iter().all(|d| !d.is_empty() && d.split_whitespace().count() == 1),
         "one word per chunk: {deltas:?}"
     );
 
     let n = events.len();
     assert_eq!(n, deltas.len() + 2);
     // Input: 2 (system) + 3 + 2 + 3 words; output: one token per chunk.
-    assert_eq!(
-        events[n - 2],
-        StreamEvent::Usage(TokenUsage {
-            input_tokens: 10,
-            output_tokens: deltas.len() as u32,
-        })
-    );
-    assert_eq!(
-        events[n - 1],
-        StreamEvent::Done {
-            finish_reason: Some("stop".into())
-        }
-    );
+    assert_eq!(events[n - 2], StreamEvent::Usage(TokenUsage { input_tokens: 10, output_tokens: deltas.len() as u32 }));
+    assert_eq!(events[n - 1], StreamEvent::Done { finish_reason: Some("stop".into()) });
 }
 
 #[tokio::test]
@@ -163,16 +127,8 @@ async fn output_cap_ends_with_length() {
     let events = events(&demo, req.clone()).await;
     let full = word_chunks(&demo_reply(&req));
     assert_eq!(text_of(&events), full[..5].concat());
-    assert_eq!(
-        events.last(),
-        Some(&StreamEvent::Done {
-            finish_reason: Some("length".into())
-        })
-    );
-    assert!(events.contains(&StreamEvent::Usage(TokenUsage {
-        input_tokens: 12,
-        output_tokens: 5,
-    })));
+    assert_eq!(events.last(), Some(&StreamEvent::Done { finish_reason: Some("length".into()) }));
+    assert!(events.contains(&StreamEvent::Usage(TokenUsage { input_tokens: 12, output_tokens: 5 })));
 }
 
 #[tokio::test]
@@ -188,9 +144,5 @@ async fn chunks_are_paced_by_the_delay() {
     assert!(matches!(first, StreamEvent::Delta(_)));
     assert!(started.elapsed() >= delay);
     while stream.next().await.is_some() {}
-    assert!(
-        started.elapsed() >= delay * chunks,
-        "{chunks} chunks in {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= delay * chunks, "{chunks} chunks in {:?}", started.elapsed());
 }

@@ -58,11 +58,7 @@ impl ChunkError {
     fn into_provider_error(self) -> ProviderError {
         let (kind, message) = match self {
             Self::Text(message) => (None, message),
-            Self::Detail {
-                message,
-                kind,
-                code,
-            } => {
+            Self::Detail { message, kind, code } => {
                 let code = code.map(|c| match c {
                     serde_json::Value::String(s) => s,
                     other => other.to_string(),
@@ -70,10 +66,7 @@ impl ChunkError {
                 (kind.or(code), message.unwrap_or_default())
             }
         };
-        ProviderError::Upstream {
-            kind: kind.unwrap_or_else(|| "error".to_owned()),
-            message,
-        }
+        ProviderError::Upstream { kind: kind.unwrap_or_else(|| "error".to_owned()), message }
     }
 }
 
@@ -85,11 +78,7 @@ struct Reply {
 
 impl Reply {
     /// The events one chunk yields, in order.
-    fn on_chunk(
-        &mut self,
-        chunk: Chunk,
-        out: &mut VecDeque<StreamEvent>,
-    ) -> Result<(), ProviderError> {
+    fn on_chunk(&mut self, chunk: Chunk, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
         if let Some(error) = chunk.error {
             return Err(error.into_provider_error());
         }
@@ -130,12 +119,7 @@ struct State {
 /// end is a real `Done`. Dropping this stream drops async-openai's receiver;
 /// its reader task then drops the response, closing the connection.
 pub(crate) fn reply_stream(chunks: StreamResponse<Chunk>) -> ReplyStream {
-    let state = State {
-        chunks,
-        reply: Reply::default(),
-        ready: VecDeque::new(),
-        over: false,
-    };
+    let state = State { chunks, reply: Reply::default(), ready: VecDeque::new(), over: false };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
             if let Some(event) = state.ready.pop_front() {
@@ -158,9 +142,7 @@ pub(crate) fn reply_stream(chunks: StreamResponse<Chunk>) -> ReplyStream {
                 }
                 None => {
                     state.over = true;
-                    state.ready.push_back(StreamEvent::Done {
-                        finish_reason: state.reply.finish_reason.take(),
-                    });
+                    state.ready.push_back(StreamEvent::Done { finish_reason: state.reply.finish_reason.take() });
                 }
             }
         }
@@ -183,15 +165,9 @@ pub(crate) fn map_error(error: OpenAIError) -> ProviderError {
     match error {
         OpenAIError::Boxed(boxed) => match boxed.downcast::<Failure>() {
             Ok(failure) => match *failure {
-                Failure::Status {
-                    status,
-                    retry_after,
-                    message,
-                } => ProviderError::Status {
-                    status,
-                    retry_after,
-                    message,
-                },
+                Failure::Status { status, retry_after, message } => {
+                    ProviderError::Status { status, retry_after, message }
+                }
                 Failure::HeadTimeout => ProviderError::Timeout,
             },
             Err(other) => ProviderError::Protocol(describe(other.as_ref())),
@@ -216,13 +192,9 @@ pub(crate) fn map_error(error: OpenAIError) -> ProviderError {
             // eventsource-stream's Display: "Transport error: .." for the
             // body failing (cut, stall, our end-before-[DONE]); "UTF8 error"
             // and "Parse error" for bytes that are not SSE.
-            StreamError::EventStream(text) if text.starts_with("Transport error") => {
-                ProviderError::Interrupted(text)
-            }
+            StreamError::EventStream(text) if text.starts_with("Transport error") => ProviderError::Interrupted(text),
             StreamError::EventStream(text) => ProviderError::Protocol(text),
-            StreamError::UnknownEvent(event) => {
-                ProviderError::Protocol(format!("unexpected event {:?}", event.event))
-            }
+            StreamError::UnknownEvent(event) => ProviderError::Protocol(format!("unexpected event {:?}", event.event)),
         },
         other => ProviderError::Protocol(other.to_string()),
     }
@@ -243,15 +215,15 @@ mod tests {
         let mut reply = Reply::default();
         // Role-only opener: no empty delta.
         assert_eq!(
-            feed(
-                &mut reply,
-                r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#
-            )
-            .unwrap(),
+            feed(&mut reply, r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#).unwrap(),
             vec![]
         );
         assert_eq!(
-            feed(&mut reply, r#"{"id":"x","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#).unwrap(),
+            feed(
+                &mut reply,
+                r#"{"id":"x","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#
+            )
+            .unwrap(),
             vec![StreamEvent::Delta("Hi".into())]
         );
         // A finish reason async-openai's enum does not know, with usage in
@@ -263,53 +235,27 @@ mod tests {
         assert_eq!(reply.finish_reason.as_deref(), Some("abort"));
         // Same usage again: nothing new to say.
         assert_eq!(
-            feed(
-                &mut reply,
-                r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#
-            )
-            .unwrap(),
+            feed(&mut reply, r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#).unwrap(),
             vec![]
         );
         // Other choices are not the reply.
-        assert_eq!(
-            feed(
-                &mut reply,
-                r#"{"choices":[{"index":1,"delta":{"content":"other"}}]}"#
-            )
-            .unwrap(),
-            vec![]
-        );
+        assert_eq!(feed(&mut reply, r#"{"choices":[{"index":1,"delta":{"content":"other"}}]}"#).unwrap(), vec![]);
     }
 
     #[test]
     fn error_chunk_is_upstream() {
         let mut reply = Reply::default();
         assert_eq!(
-            feed(
-                &mut reply,
-                r#"{"error":{"message":"boom","type":"server_error","code":null}}"#
-            ),
-            Err(ProviderError::Upstream {
-                kind: "server_error".into(),
-                message: "boom".into()
-            })
+            feed(&mut reply, r#"{"error":{"message":"boom","type":"server_error","code":null}}"#),
+            Err(ProviderError::Upstream { kind: "server_error".into(), message: "boom".into() })
         );
         assert_eq!(
-            feed(
-                &mut reply,
-                r#"{"error":{"message":"slow","code":"rate_limit_exceeded"}}"#
-            ),
-            Err(ProviderError::Upstream {
-                kind: "rate_limit_exceeded".into(),
-                message: "slow".into()
-            })
+            feed(&mut reply, r#"{"error":{"message":"slow","code":"rate_limit_exceeded"}}"#),
+            Err(ProviderError::Upstream { kind: "rate_limit_exceeded".into(), message: "slow".into() })
         );
         assert_eq!(
             feed(&mut reply, r#"{"error":"model crashed"}"#),
-            Err(ProviderError::Upstream {
-                kind: "error".into(),
-                message: "model crashed".into()
-            })
+            Err(ProviderError::Upstream { kind: "error".into(), message: "model crashed".into() })
         );
     }
 
@@ -318,13 +264,9 @@ mod tests {
         let transport = OpenAIError::StreamError(Box::new(StreamError::EventStream(
             "Transport error: error decoding response body".into(),
         )));
-        assert!(matches!(
-            map_error(transport),
-            ProviderError::Interrupted(_)
-        ));
-        let utf8 = OpenAIError::StreamError(Box::new(StreamError::EventStream(
-            "UTF8 error: invalid utf-8 sequence".into(),
-        )));
+        assert!(matches!(map_error(transport), ProviderError::Interrupted(_)));
+        let utf8 =
+            OpenAIError::StreamError(Box::new(StreamError::EventStream("UTF8 error: invalid utf-8 sequence".into())));
         assert!(matches!(map_error(utf8), ProviderError::Protocol(_)));
         let garbage = serde_json::from_str::<Chunk>("{not json").unwrap_err();
         assert!(matches!(
@@ -348,9 +290,6 @@ mod tests {
                 message: "slow down".into()
             }
         );
-        assert_eq!(
-            map_error(OpenAIError::Boxed(Box::new(Failure::HeadTimeout))),
-            ProviderError::Timeout
-        );
+        assert_eq!(map_error(OpenAIError::Boxed(Box::new(Failure::HeadTimeout))), ProviderError::Timeout);
     }
 }

@@ -26,11 +26,9 @@ use anyhow::{Context, bail};
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{
-    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
-    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions,
-    CreateChatCompletionRequest,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
+    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, CreateChatCompletionRequest,
 };
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
@@ -113,11 +111,7 @@ impl OpenAiProvider {
             bail!("the OpenAI base URL must be http(s): {base}");
         }
         let base_url = base.as_str().trim_end_matches('/').to_owned();
-        let api_key = config
-            .api_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty());
+        let api_key = config.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
         // async-openai builds the header with `unwrap`: refuse a key that
         // would make it panic on the first request.
         if let Some(key) = api_key
@@ -139,53 +133,35 @@ impl OpenAiProvider {
             .with_api_key(api_key.unwrap_or_default())
             .with_org_id("")
             .with_project_id("");
-        let transport = Transport {
-            http: http.clone(),
-            head_timeout: config.request_timeout,
-            send_auth: api_key.is_some(),
-        };
+        let transport =
+            Transport { http: http.clone(), head_timeout: config.request_timeout, send_auth: api_key.is_some() };
         let client = Client::build(http, openai).with_http_service(transport);
-        Ok(Self {
-            client,
-            base_url,
-            model: config.model.trim().to_owned(),
-        })
+        Ok(Self { client, base_url, model: config.model.trim().to_owned() })
     }
 }
 
 fn chat_request(request: &CompletionRequest) -> CreateChatCompletionRequest {
-    let system = request
-        .system
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
-                content: ChatCompletionRequestSystemMessageContent::Text(s.to_owned()),
-                name: None,
-            })
-        });
+    let system = request.system.as_deref().filter(|s| !s.trim().is_empty()).map(|s| {
+        ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
+            content: ChatCompletionRequestSystemMessageContent::Text(s.to_owned()),
+            name: None,
+        })
+    });
     let turns = request.turns.iter().map(|turn| match turn.role {
         TurnRole::User => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
             content: ChatCompletionRequestUserMessageContent::Text(turn.content.clone()),
             name: None,
         }),
-        TurnRole::Assistant => {
-            ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
-                content: Some(ChatCompletionRequestAssistantMessageContent::Text(
-                    turn.content.clone(),
-                )),
-                ..Default::default()
-            })
-        }
+        TurnRole::Assistant => ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
+            content: Some(ChatCompletionRequestAssistantMessageContent::Text(turn.content.clone())),
+            ..Default::default()
+        }),
     });
     CreateChatCompletionRequest {
         model: request.model.clone(),
         messages: system.into_iter().chain(turns).collect(),
         stream: Some(true),
-        stream_options: Some(ChatCompletionStreamOptions {
-            include_usage: Some(true),
-            include_obfuscation: None,
-        }),
+        stream_options: Some(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None }),
         // `max_completion_tokens`, not the deprecated `max_tokens` that
         // OpenAI's reasoning models refuse; servers that only know
         // `max_tokens` ignore it rather than fail.
@@ -239,32 +215,14 @@ mod tests {
     #[test]
     fn invalid_configuration_is_refused() {
         for bad in [
-            OpenAiConfig {
-                api_key: Some("line\nbreak".into()),
-                ..config()
-            },
-            OpenAiConfig {
-                base_url: "not a url".into(),
-                ..config()
-            },
-            OpenAiConfig {
-                base_url: "file:///tmp".into(),
-                ..config()
-            },
-            OpenAiConfig {
-                model: " ".into(),
-                ..config()
-            },
+            OpenAiConfig { api_key: Some("line\nbreak".into()), ..config() },
+            OpenAiConfig { base_url: "not a url".into(), ..config() },
+            OpenAiConfig { base_url: "file:///tmp".into(), ..config() },
+            OpenAiConfig { model: " ".into(), ..config() },
         ] {
             assert!(OpenAiProvider::new(bad).is_err());
         }
-        assert!(
-            OpenAiProvider::new(OpenAiConfig {
-                api_key: None,
-                ..config()
-            })
-            .is_ok()
-        );
+        assert!(OpenAiProvider::new(OpenAiConfig { api_key: None, ..config() }).is_ok());
     }
 
     #[test]
@@ -273,14 +231,8 @@ mod tests {
             model: "llama3.2".into(),
             system: None,
             turns: vec![
-                ChatTurn {
-                    role: TurnRole::User,
-                    content: "hi".into(),
-                },
-                ChatTurn {
-                    role: TurnRole::Assistant,
-                    content: "hello".into(),
-                },
+                ChatTurn { role: TurnRole::User, content: "hi".into() },
+                ChatTurn { role: TurnRole::Assistant, content: "hello".into() },
             ],
             max_output_tokens: 64,
         };

@@ -47,9 +47,7 @@ pub(crate) enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Status {
-                status, message, ..
-            } => write!(f, "provider answered {status}: {message}"),
+            Self::Status { status, message, .. } => write!(f, "provider answered {status}: {message}"),
             Self::HeadTimeout => f.write_str("no response head before the deadline"),
         }
     }
@@ -94,11 +92,10 @@ impl tower::Service<HttpRequestFactory> for Transport {
             if !this.send_auth {
                 request.headers_mut().remove(AUTHORIZATION);
             }
-            let response =
-                match tokio::time::timeout(this.head_timeout, this.http.execute(request)).await {
-                    Err(_) => return Err(boxed(Failure::HeadTimeout)),
-                    Ok(sent) => sent.map_err(OpenAIError::Reqwest)?,
-                };
+            let response = match tokio::time::timeout(this.head_timeout, this.http.execute(request)).await {
+                Err(_) => return Err(boxed(Failure::HeadTimeout)),
+                Ok(sent) => sent.map_err(OpenAIError::Reqwest)?,
+            };
             if !response.status().is_success() {
                 return Err(boxed(status_failure(response, this.head_timeout).await));
             }
@@ -133,8 +130,7 @@ async fn status_failure(response: reqwest::Response, deadline: Duration) -> Fail
     Failure::Status {
         status: status.as_u16(),
         retry_after,
-        message: error_message(&body)
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+        message: error_message(&body).unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
     }
 }
 
@@ -153,15 +149,8 @@ fn error_message(body: &str) -> Option<String> {
     if let Some(text) = error.as_str() {
         return Some(text.to_owned());
     }
-    let parts: Vec<&str> = [error["type"].as_str(), error["message"].as_str()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if parts.is_empty() {
-        Some(body.trim().chars().take(300).collect())
-    } else {
-        Some(parts.join(": "))
-    }
+    let parts: Vec<&str> = [error["type"].as_str(), error["message"].as_str()].into_iter().flatten().collect();
+    if parts.is_empty() { Some(body.trim().chars().take(300).collect()) } else { Some(parts.join(": ")) }
 }
 
 /// Spots a `data: [DONE]` line in a byte stream, across chunk boundaries.
@@ -199,11 +188,7 @@ fn guard_done(response: reqwest::Response) -> reqwest::Response {
     let status = response.status();
     let version = response.version();
     let headers = response.headers().clone();
-    let state = (
-        Box::pin(response.bytes_stream()),
-        DoneScan::default(),
-        false,
-    );
+    let state = (Box::pin(response.bytes_stream()), DoneScan::default(), false);
     let body = futures::stream::unfold(state, |(mut bytes, mut scan, ended)| async move {
         if ended {
             return None;
@@ -260,10 +245,7 @@ mod tests {
         headers.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(250)));
         headers.remove("retry-after-ms");
-        headers.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        headers.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&headers), None);
     }
 
@@ -275,10 +257,7 @@ mod tests {
             ),
             Some("requests: Rate limit reached".into())
         );
-        assert_eq!(
-            error_message(r#"{"error":"model \"x\" not found"}"#),
-            Some("model \"x\" not found".into())
-        );
+        assert_eq!(error_message(r#"{"error":"model \"x\" not found"}"#), Some("model \"x\" not found".into()));
         assert_eq!(error_message("Bad Gateway"), Some("Bad Gateway".into()));
         assert_eq!(error_message(""), None);
     }

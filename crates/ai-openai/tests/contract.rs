@@ -9,9 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use specgen_ai_openai::{OpenAiConfig, OpenAiProvider};
 use specgen_ports::{AiProvider, ProviderError, StreamEvent};
-use specgen_test_support::ai::{
-    FAKE_API_KEY, FakeBehaviour, FakeUpstream, FakeWire, sample_chunks, sample_request,
-};
+use specgen_test_support::ai::{FAKE_API_KEY, FakeBehaviour, FakeUpstream, FakeWire, sample_chunks, sample_request};
 
 fn config(base_url: String, api_key: Option<String>) -> OpenAiConfig {
     OpenAiConfig {
@@ -36,19 +34,11 @@ async fn without_a_key_no_authorization_header_is_sent() {
     // best and rejected by some proxies.
     let fake = FakeUpstream::start(
         FakeWire::OpenAi,
-        FakeBehaviour::Success {
-            chunks: sample_chunks(),
-            chunk_delay: Duration::ZERO,
-        },
+        FakeBehaviour::Success { chunks: sample_chunks(), chunk_delay: Duration::ZERO },
     )
     .await;
     let provider = OpenAiProvider::new(config(fake.base_url(), None)).unwrap();
-    let events: Vec<_> = provider
-        .stream(sample_request())
-        .await
-        .unwrap()
-        .collect()
-        .await;
+    let events: Vec<_> = provider.stream(sample_request()).await.unwrap().collect().await;
     assert!(matches!(events.last(), Some(Ok(StreamEvent::Done { .. }))));
     let requests = fake.requests();
     assert_eq!(requests.len(), 1);
@@ -61,18 +51,12 @@ async fn a_non_json_error_body_keeps_its_status() {
     // 404 (e.g. a wrong base URL behind a proxy).
     let fake = FakeUpstream::start(
         FakeWire::OpenAi,
-        FakeBehaviour::Status {
-            status: 404,
-            retry_after: None,
-            body: "404 page not found".into(),
-        },
+        FakeBehaviour::Status { status: 404, retry_after: None, body: "404 page not found".into() },
     )
     .await;
     let provider = openai_against(fake.base_url());
     match provider.stream(sample_request()).await {
-        Err(ProviderError::Status {
-            status, message, ..
-        }) => {
+        Err(ProviderError::Status { status, message, .. }) => {
             assert_eq!(status, 404);
             assert_eq!(message, "404 page not found");
         }
@@ -85,19 +69,11 @@ async fn a_non_json_error_body_keeps_its_status() {
 async fn a_base_url_with_a_trailing_slash_reaches_the_same_path() {
     let fake = FakeUpstream::start(
         FakeWire::OpenAi,
-        FakeBehaviour::Success {
-            chunks: sample_chunks(),
-            chunk_delay: Duration::ZERO,
-        },
+        FakeBehaviour::Success { chunks: sample_chunks(), chunk_delay: Duration::ZERO },
     )
     .await;
     let provider = openai_against(format!("{}/", fake.base_url()));
-    let _: Vec<_> = provider
-        .stream(sample_request())
-        .await
-        .unwrap()
-        .collect()
-        .await;
+    let _: Vec<_> = provider.stream(sample_request()).await.unwrap().collect().await;
     assert_eq!(fake.requests()[0].path, "/v1/chat/completions");
 }
 
@@ -146,23 +122,12 @@ mod deadlines {
     async fn a_stall_mid_stream_is_interrupted() {
         let fake = FakeUpstream::start(
             FakeWire::OpenAi,
-            FakeBehaviour::SlowFirstToken {
-                delay: Duration::from_secs(2),
-                chunks: sample_chunks(),
-            },
+            FakeBehaviour::SlowFirstToken { delay: Duration::from_secs(2), chunks: sample_chunks() },
         )
         .await;
         let provider = with_timeout(fake.base_url(), Duration::from_millis(300));
-        let items: Vec<_> = provider
-            .stream(sample_request())
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        assert!(
-            matches!(items.last(), Some(Err(ProviderError::Interrupted(_)))),
-            "{items:?}"
-        );
+        let items: Vec<_> = provider.stream(sample_request()).await.unwrap().collect().await;
+        assert!(matches!(items.last(), Some(Err(ProviderError::Interrupted(_)))), "{items:?}");
         assert!(!items.iter().any(|i| matches!(i, Ok(StreamEvent::Delta(_)))));
     }
 
@@ -170,22 +135,11 @@ mod deadlines {
     async fn a_reply_may_take_longer_than_the_timeout() {
         let fake = FakeUpstream::start(
             FakeWire::OpenAi,
-            FakeBehaviour::Success {
-                chunks: vec!["word ".to_owned(); 8],
-                chunk_delay: Duration::from_millis(100),
-            },
+            FakeBehaviour::Success { chunks: vec!["word ".to_owned(); 8], chunk_delay: Duration::from_millis(100) },
         )
         .await;
         let provider = with_timeout(fake.base_url(), Duration::from_millis(300));
-        let items: Vec<_> = provider
-            .stream(sample_request())
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        assert!(
-            matches!(items.last(), Some(Ok(StreamEvent::Done { .. }))),
-            "{items:?}"
-        );
+        let items: Vec<_> = provider.stream(sample_request()).await.unwrap().collect().await;
+        assert!(matches!(items.last(), Some(Ok(StreamEvent::Done { .. }))), "{items:?}");
     }
 }

@@ -7,10 +7,7 @@ use specgen_ports::{RateDecision, RepoError};
 pub enum AppError {
     /// A rule on one input field (beyond the newtypes' own checks).
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     /// A uniqueness rule (email taken, already a participant, ...).
     #[error("conflict: {0}")]
     Conflict(String),

@@ -51,11 +51,7 @@ impl App {
             code: "INTERRUPTED".to_owned(),
             message: "The server stopped before this reply finished.".to_owned(),
         };
-        let failed = self
-            .store()
-            .messages
-            .fail_streaming(&error, self.clock().now())
-            .await?;
+        let failed = self.store().messages.fail_streaming(&error, self.clock().now()).await?;
         if failed > 0 {
             tracing::warn!(failed, "marked interrupted replies as failed");
         }

@@ -10,13 +10,10 @@ pub mod rate_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use specgen_ports::{AiProvider, Clock, RateLimiter, RateRule, Store};
+use specgen_ports::{AiProvider, Cache, Clock, RateLimiter, RateRule, Store};
 
 pub use accounts::{AuthContext, AuthSession, IssuedTokens, ProfilePatch};
-pub use chat::{
-    AiSettings, ChatEvent, ContextBudget, NewSession, SendMessage, SendOutcome, SessionPatch,
-    SessionView,
-};
+pub use chat::{AiSettings, ChatEvent, ContextBudget, NewSession, SendMessage, SendOutcome, SessionPatch, SessionView};
 pub use error::AppError;
 pub use health::{CheckStatus, Readiness};
 
@@ -26,6 +23,8 @@ pub struct Ports {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Session metadata and lists; an optimisation only.
+    pub cache: Arc<dyn Cache>,
     /// The enabled AI providers (order comes from `AppConfig::ai`).
     pub providers: Vec<Arc<dyn AiProvider>>,
 }
@@ -103,11 +102,8 @@ impl App {
         if config.jwt_secret.len() < 32 {
             anyhow::bail!("the JWT secret must be at least 32 bytes");
         }
-        let tokens = accounts::tokens::TokenService::new(
-            &config.jwt_secret,
-            config.access_token_ttl,
-            config.refresh_token_ttl,
-        );
+        let tokens =
+            accounts::tokens::TokenService::new(&config.jwt_secret, config.access_token_ttl, config.refresh_token_ttl);
         let passwords = accounts::passwords::Passwords::new()?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("the application must be built inside a tokio runtime"))?;
@@ -132,27 +128,17 @@ impl App {
     /// circuit breaker closed), default first.
     pub fn providers(&self) -> Vec<(Arc<dyn AiProvider>, bool)> {
         let all = self.inner.providers.all();
-        all.iter()
-            .map(|p| (Arc::clone(p), self.inner.breakers.available(p.name())))
-            .collect()
+        all.iter().map(|p| (Arc::clone(p), self.inner.breakers.available(p.name()))).collect()
     }
 
     /// Waits up to `grace` for replies in flight to end, then stops the rest
     /// (each is stored as cancelled with its partial text).
     pub async fn shutdown(&self, grace: std::time::Duration) {
         self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                in_flight = self.replies_in_flight(),
-                "stopping replies still running at shutdown"
-            );
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!(in_flight = self.replies_in_flight(), "stopping replies still running at shutdown");
             self.inner.in_flight.cancel_all();
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(5), self.inner.tasks.wait())
-                    .await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.inner.tasks.wait()).await;
         }
     }
 

@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use crate::ids::{FamilyId, MessageId, RefreshTokenId, SessionId, UserId};
 use crate::validation::{
-    Bio, ClientMessageId, DeviceId, Email, ModelName, PasswordHash, PersonName, Preferences,
-    ProviderName, SessionTitle, SystemPrompt, Timezone,
+    Bio, ClientMessageId, DeviceId, Email, ModelName, PasswordHash, PersonName, Preferences, ProviderName,
+    SessionTitle, SystemPrompt, Timezone,
 };
 
 /// A user account. `deleted_at` set means soft-deleted: invisible to every

@@ -159,11 +159,7 @@ string_newtype!(
 
 impl PasswordHash {
     pub fn from_phc(phc: String) -> Result<Self, InvalidInput> {
-        if phc.starts_with("$argon2") {
-            Ok(Self(phc))
-        } else {
-            Err(invalid("not an argon2 PHC string"))
-        }
+        if phc.starts_with("$argon2") { Ok(Self(phc)) } else { Err(invalid("not an argon2 PHC string")) }
     }
 }
 
@@ -265,9 +261,7 @@ impl MessageContent {
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         if raw.chars().any(is_forbidden_control) {
-            return Err(invalid(
-                "must not contain control characters other than newline, carriage return and tab",
-            ));
+            return Err(invalid("must not contain control characters other than newline, carriage return and tab"));
         }
         let count = char_count(raw.trim());
         if count == 0 {
@@ -473,19 +467,8 @@ mod tests {
 
     #[test]
     fn email_is_lowercased_and_checked() {
-        assert_eq!(
-            Email::parse(" Ada@Example.COM ").map(|e| e.into_inner()),
-            Ok("ada@example.com".into())
-        );
-        for bad in [
-            "",
-            "plain",
-            "a@",
-            "@b.c",
-            "a@b",
-            "a b@c.d",
-            &format!("{}@x.io", "a".repeat(250)),
-        ] {
+        assert_eq!(Email::parse(" Ada@Example.COM ").map(|e| e.into_inner()), Ok("ada@example.com".into()));
+        for bad in ["", "plain", "a@", "@b.c", "a@b", "a b@c.d", &format!("{}@x.io", "a".repeat(250))] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -493,27 +476,15 @@ mod tests {
     #[test]
     fn password_policy() {
         assert!(Password::parse("Abcdefg1").is_ok());
-        for bad in [
-            "Abcdef1",
-            "abcdefg1",
-            "ABCDEFG1",
-            "Abcdefgh",
-            &format!("Aa1{}", "x".repeat(126)),
-        ] {
+        for bad in ["Abcdef1", "abcdefg1", "ABCDEFG1", "Abcdefgh", &format!("Aa1{}", "x".repeat(126))] {
             assert!(Password::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(
-            format!("{:?}", Password::parse("Abcdefg1")),
-            "Ok(Password(<redacted>))"
-        );
+        assert_eq!(format!("{:?}", Password::parse("Abcdefg1")), "Ok(Password(<redacted>))");
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(
-            PersonName::parse("  Ada ").map(|n| n.into_inner()),
-            Ok("Ada".into())
-        );
+        assert_eq!(PersonName::parse("  Ada ").map(|n| n.into_inner()), Ok("Ada".into()));
         assert!(PersonName::parse(" A ").is_err());
         assert!(PersonName::parse(&"x".repeat(51)).is_err());
         assert!(PersonName::parse(&"é".repeat(50)).is_ok());
@@ -522,10 +493,7 @@ mod tests {
     #[test]
     fn message_content_is_kept_exactly() {
         let raw = "  a < b <div>\n\t ";
-        assert_eq!(
-            MessageContent::parse(raw).map(|c| c.into_inner()),
-            Ok(raw.to_owned())
-        );
+        assert_eq!(MessageContent::parse(raw).map(|c| c.into_inner()), Ok(raw.to_owned()));
         assert!(MessageContent::parse(" \n\t ").is_err());
         assert!(MessageContent::parse("a\u{0}b").is_err());
         assert!(MessageContent::parse("a\u{7}b").is_err());

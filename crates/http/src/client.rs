@@ -21,9 +21,7 @@ use crate::state::AppState;
 pub struct ClientIp(pub IpAddr);
 
 pub fn client_ip(req: &HttpRequest) -> IpAddr {
-    let peer = req
-        .peer_addr()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+    let peer = req.peer_addr().map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
     let Some(config) = req.app_data::<web::Data<HttpConfig>>() else {
         return peer;
     };
@@ -38,12 +36,7 @@ pub fn client_ip(req: &HttpRequest) -> IpAddr {
         .flat_map(|v| v.split(','))
         .filter_map(|part| part.trim().parse().ok())
         .collect();
-    forwarded
-        .iter()
-        .rev()
-        .find(|ip| !trusted(ip))
-        .copied()
-        .unwrap_or(peer)
+    forwarded.iter().rev().find(|ip| !trusted(ip)).copied().unwrap_or(peer)
 }
 
 impl FromRequest for ClientIp {
@@ -63,10 +56,7 @@ pub struct AuthUser(pub AuthContext);
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 impl FromRequest for AuthUser {
@@ -78,12 +68,9 @@ impl FromRequest for AuthUser {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let Some(token) = token else {
-                return Err(ApiError::Unauthenticated(
-                    "A bearer access token is required.".into(),
-                ));
+                return Err(ApiError::Unauthenticated("A bearer access token is required.".into()));
             };
-            let state = state
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
+            let state = state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
             Ok(AuthUser(state.app.authenticate(&token).await?))
         })
     }

@@ -7,8 +7,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -22,9 +22,5 @@ pub fn created<T: Serialize>(data: T) -> HttpResponse {
 }
 
 pub fn with_status<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
-    HttpResponseBuilder::new(status).json(Envelope {
-        success: true,
-        data,
-        message: None,
-    })
+    HttpResponseBuilder::new(status).json(Envelope { success: true, data, message: None })
 }

@@ -20,10 +20,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -137,9 +134,7 @@ impl ApiError {
             Self::RateLimited { retry_after_secs, .. } => {
                 format!("Too many requests; retry in {retry_after_secs} s.")
             }
-            Self::Unavailable(_) | Self::DependenciesDown(_) => {
-                "A dependency is unavailable; retry shortly.".into()
-            }
+            Self::Unavailable(_) | Self::DependenciesDown(_) => "A dependency is unavailable; retry shortly.".into(),
             Self::Internal(_) => "Something went wrong on our side.".into(),
         }
     }
@@ -152,12 +147,7 @@ impl ApiError {
         };
         ErrorEnvelope {
             success: false,
-            error: ErrorBody {
-                code: self.code(),
-                message: self.client_message(),
-                details,
-                request_id,
-            },
+            error: ErrorBody { code: self.code(), message: self.client_message(), details, request_id },
         }
     }
 }
@@ -181,9 +171,7 @@ impl From<AppError> for ApiError {
             AppError::NotFound(what) => Self::not_found(what),
             AppError::Forbidden(why) => Self::Forbidden(why.to_owned()),
             AppError::InvalidCredentials => Self::InvalidCredentials,
-            AppError::Unauthenticated => {
-                Self::Unauthenticated("A valid access token is required.".into())
-            }
+            AppError::Unauthenticated => Self::Unauthenticated("A valid access token is required.".into()),
             AppError::TokenExpired => Self::TokenExpired,
             AppError::TokenReused => Self::TokenReused,
             AppError::RateLimited(decision) => Self::RateLimited {
@@ -201,10 +189,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated(_)
-            | Self::InvalidCredentials
-            | Self::TokenExpired
-            | Self::TokenReused => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(_) | Self::InvalidCredentials | Self::TokenExpired | Self::TokenReused => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -228,11 +215,7 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited {
-            retry_after_secs,
-            limit,
-        } = self
-        {
+        if let Self::RateLimited { retry_after_secs, limit } = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
             response.insert_header(("RateLimit-Limit", HeaderValue::from(*limit)));
             response.insert_header(("RateLimit-Remaining", HeaderValue::from(0u32)));

@@ -25,17 +25,14 @@ where
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<HttpConfig>>()
-            .map_or(64 * 1024, |c| c.body_limit);
+        let limit = req.app_data::<web::Data<HttpConfig>>().map_or(64 * 1024, |c| c.body_limit);
         let checked = check_headers(req, limit);
         let mut payload = payload.take();
         Box::pin(async move {
             checked?;
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
                 if body.len() + chunk.len() > limit {
                     return Err(ApiError::PayloadTooLarge(limit));
                 }
@@ -44,10 +41,7 @@ where
             let value: T = parse_json(&body)?;
             value.validate().map_err(|report| {
                 ApiError::Validation(
-                    report
-                        .iter()
-                        .map(|(path, error)| FieldError::new(path.to_string(), error.message()))
-                        .collect(),
+                    report.iter().map(|(path, error)| FieldError::new(path.to_string(), error.message())).collect(),
                 )
             })?;
             Ok(ValidJson(value))
@@ -63,21 +57,15 @@ where
 {
     value.validate().map_err(|report| {
         ApiError::Validation(
-            report
-                .iter()
-                .map(|(path, error)| FieldError::new(path.to_string(), error.message()))
-                .collect(),
+            report.iter().map(|(path, error)| FieldError::new(path.to_string(), error.message())).collect(),
         )
     })
 }
 
 fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
     check_json_content_type(req)?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
@@ -92,8 +80,7 @@ pub fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<mime::Mime>().ok())
         .is_some_and(|m| {
-            m.type_() == mime::APPLICATION
-                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+            m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
         });
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
@@ -111,11 +98,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 let text = inner.to_string();
                 let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
-                let field = missing_field(&message).unwrap_or(if path == "." {
-                    "body".to_owned()
-                } else {
-                    path
-                });
+                let field = missing_field(&message).unwrap_or(if path == "." { "body".to_owned() } else { path });
                 ApiError::Validation(vec![FieldError::new(field, message)])
             }
             _ => not_json(),
@@ -156,22 +139,10 @@ mod tests {
 
     #[test]
     fn classifies_json_failures() {
-        assert_eq!(
-            fields(parse_json::<Probe>(b"{not json").unwrap_err()),
-            ["BAD_REQUEST"]
-        );
-        assert_eq!(
-            fields(parse_json::<Probe>(b"{\"name\":\"a\",\"age\":1} trailing").unwrap_err()),
-            ["BAD_REQUEST"]
-        );
-        assert_eq!(
-            fields(parse_json::<Probe>(br#"{"name": 1, "age": 2}"#).unwrap_err()),
-            ["name"]
-        );
-        assert_eq!(
-            fields(parse_json::<Probe>(br#"{"name": "x"}"#).unwrap_err()),
-            ["age"]
-        );
+        assert_eq!(fields(parse_json::<Probe>(b"{not json").unwrap_err()), ["BAD_REQUEST"]);
+        assert_eq!(fields(parse_json::<Probe>(b"{\"name\":\"a\",\"age\":1} trailing").unwrap_err()), ["BAD_REQUEST"]);
+        assert_eq!(fields(parse_json::<Probe>(br#"{"name": 1, "age": 2}"#).unwrap_err()), ["name"]);
+        assert_eq!(fields(parse_json::<Probe>(br#"{"name": "x"}"#).unwrap_err()), ["age"]);
         assert_eq!(fields(parse_json::<Probe>(b"[]").unwrap_err()), ["body"]);
         assert!(parse_json::<Probe>(br#"{"name": "x", "age": 3, "extra": true}"#).is_ok());
     }

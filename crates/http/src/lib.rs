@@ -83,12 +83,7 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
     }
 }
@@ -132,43 +127,29 @@ fn api_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 /// The OpenAPI 3.1 document of everything `api_routes` serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = ActixApp::new()
-        .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
-        .configure(api_routes)
-        .split_for_parts();
+    let (_, api) = ActixApp::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api_routes).split_for_parts();
     api
 }
 
 fn cors(config: &HttpConfig) -> actix_cors::Cors {
-    config
-        .cors_origins
-        .iter()
-        .fold(actix_cors::Cors::default(), |cors, origin| {
-            cors.allowed_origin(origin)
-                .allow_any_method()
-                .allow_any_header()
-                .expose_headers(["x-request-id", "retry-after"])
-                .max_age(3600)
-        })
+    config.cors_origins.iter().fold(actix_cors::Cors::default(), |cors, origin| {
+        cors.allowed_origin(origin)
+            .allow_any_method()
+            .allow_any_header()
+            .expose_headers(["x-request-id", "retry-after"])
+            .max_age(3600)
+    })
 }
 
 /// Builds the server on an already-bound listener (tests bind port 0).
-pub fn server(
-    state: AppState,
-    config: HttpConfig,
-    listener: TcpListener,
-) -> std::io::Result<actix_web::dev::Server> {
+pub fn server(state: AppState, config: HttpConfig, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = config.workers;
     let shutdown_timeout = config.shutdown_timeout;
     let config_data = web::Data::new(config);
     let state_data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
-        let (app, api) = ActixApp::new()
-            .into_utoipa_app()
-            .openapi(ApiDoc::openapi())
-            .configure(api_routes)
-            .split_for_parts();
+        let (app, api) =
+            ActixApp::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api_routes).split_for_parts();
         app.app_data(web::PayloadConfig::new(config_data.body_limit))
             .app_data(config_data.clone())
             .app_data(state_data.clone())

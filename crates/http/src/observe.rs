@@ -26,9 +26,7 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(ObserveService {
-            service: Rc::new(service),
-        }))
+        ready(Ok(ObserveService { service: Rc::new(service) }))
     }
 }
 
@@ -50,9 +48,7 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
         let method = req.method().to_string();
-        let route = req
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
+        let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
         let path = req.path().to_owned();
         let service = Rc::clone(&self.service);
         Box::pin(async move {

@@ -18,9 +18,7 @@ tokio::task_local! {
 
 /// The id of the request being handled, for error bodies built deep inside it.
 pub fn current() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "unknown".to_owned())
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "unknown".to_owned())
 }
 
 /// The id as kept in request extensions.
@@ -28,10 +26,7 @@ pub fn current() -> String {
 pub struct RequestId(pub String);
 
 fn is_valid(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 pub struct RequestIdMiddleware;
@@ -48,9 +43,7 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequestIdService {
-            service: Rc::new(service),
-        }))
+        ready(Ok(RequestIdService { service: Rc::new(service) }))
     }
 }
 

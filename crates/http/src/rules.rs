@@ -25,51 +25,24 @@ macro_rules! rule {
 
 rule!(email, opt_email, specgen_domain::Email::parse);
 rule!(password, opt_password, specgen_domain::Password::parse);
-rule!(
-    password_attempt,
-    opt_password_attempt,
-    specgen_domain::PasswordAttempt::parse
-);
-rule!(
-    person_name,
-    opt_person_name,
-    specgen_domain::PersonName::parse
-);
+rule!(password_attempt, opt_password_attempt, specgen_domain::PasswordAttempt::parse);
+rule!(person_name, opt_person_name, specgen_domain::PersonName::parse);
 rule!(bio, opt_bio, specgen_domain::Bio::parse);
 rule!(timezone, opt_timezone, specgen_domain::Timezone::parse);
 rule!(device_id, opt_device_id, specgen_domain::DeviceId::parse);
 
-rule!(
-    session_title,
-    opt_session_title,
-    specgen_domain::SessionTitle::parse
-);
-rule!(
-    system_prompt,
-    opt_system_prompt,
-    specgen_domain::SystemPrompt::parse
-);
+rule!(session_title, opt_session_title, specgen_domain::SessionTitle::parse);
+rule!(system_prompt, opt_system_prompt, specgen_domain::SystemPrompt::parse);
 rule!(provider, opt_provider, specgen_domain::ProviderName::parse);
 rule!(model, opt_model, specgen_domain::ModelName::parse);
-rule!(
-    message_content,
-    opt_message_content,
-    specgen_domain::MessageContent::parse
-);
-rule!(
-    client_message_id,
-    opt_client_message_id,
-    specgen_domain::ClientMessageId::parse
-);
+rule!(message_content, opt_message_content, specgen_domain::MessageContent::parse);
+rule!(client_message_id, opt_client_message_id, specgen_domain::ClientMessageId::parse);
 
 macro_rules! clearable_rule {
     ($name:ident, $parse:path) => {
         /// A field that may be absent, `null` (clear it) or a value.
         pub fn $name(value: &Option<Option<String>>, _: &()) -> garde::Result {
-            value
-                .as_ref()
-                .and_then(Option::as_deref)
-                .map_or(Ok(()), |v| check($parse(v)))
+            value.as_ref().and_then(Option::as_deref).map_or(Ok(()), |v| check($parse(v)))
         }
     };
 }
@@ -79,9 +52,7 @@ clearable_rule!(opt_opt_provider, specgen_domain::ProviderName::parse);
 clearable_rule!(opt_opt_model, specgen_domain::ModelName::parse);
 
 pub fn opt_preferences(value: &Option<serde_json::Value>, _: &()) -> garde::Result {
-    value.as_ref().map_or(Ok(()), |v| {
-        check(specgen_domain::Preferences::parse(v.clone()))
-    })
+    value.as_ref().map_or(Ok(()), |v| check(specgen_domain::Preferences::parse(v.clone())))
 }
 
 /// Turns a checked field into its domain value; a failure here means the

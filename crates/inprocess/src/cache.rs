@@ -19,32 +19,21 @@ pub struct InProcessCache {
 
 impl InProcessCache {
     pub fn new(max_entries: u64) -> Self {
-        Self {
-            entries: moka::future::Cache::builder()
-                .max_capacity(max_entries)
-                .expire_after(PerEntryTtl)
-                .build(),
-        }
+        Self { entries: moka::future::Cache::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build() }
     }
 }
 
 impl std::fmt::Debug for InProcessCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Keys may name users and values hold their data: show only a count.
-        f.debug_struct("InProcessCache")
-            .field("entries", &self.entries.entry_count())
-            .finish_non_exhaustive()
+        f.debug_struct("InProcessCache").field("entries", &self.entries.entry_count()).finish_non_exhaustive()
     }
 }
 
 #[async_trait]
 impl Cache for InProcessCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        Ok(self
-            .entries
-            .get(key)
-            .await
-            .map(|entry| entry.value.to_vec()))
+        Ok(self.entries.get(key).await.map(|entry| entry.value.to_vec()))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
@@ -54,10 +43,7 @@ impl Cache for InProcessCache {
             self.entries.invalidate(key).await;
             return Ok(());
         }
-        let entry = Entry {
-            value: value.into(),
-            ttl,
-        };
+        let entry = Entry { value: value.into(), ttl };
         self.entries.insert(key.to_owned(), entry).await;
         Ok(())
     }
@@ -86,13 +72,7 @@ impl Expiry<String, Entry> for PerEntryTtl {
         Some(entry.ttl)
     }
 
-    fn expire_after_update(
-        &self,
-        _: &String,
-        entry: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
+    fn expire_after_update(&self, _: &String, entry: &Entry, _: Instant, _: Option<Duration>) -> Option<Duration> {
         // moka's default keeps the old expiry; an overwrite brings its own.
         Some(entry.ttl)
     }
@@ -106,10 +86,7 @@ mod tests {
     async fn holds_at_most_max_entries() {
         let cache = InProcessCache::new(100);
         for k in 0..1_000 {
-            cache
-                .set(&format!("k{k}"), b"v", Duration::from_secs(60))
-                .await
-                .unwrap();
+            cache.set(&format!("k{k}"), b"v", Duration::from_secs(60)).await.unwrap();
         }
         // Eviction is settled in moka's maintenance, which runs now and
         // then on its own; force it so the count is final.
@@ -128,14 +105,8 @@ mod tests {
     #[tokio::test]
     async fn debug_shows_no_key() {
         let cache = InProcessCache::new(10);
-        cache
-            .set("user:ada@example.com", b"secret", Duration::from_secs(60))
-            .await
-            .unwrap();
+        cache.set("user:ada@example.com", b"secret", Duration::from_secs(60)).await.unwrap();
         let shown = format!("{cache:?}");
-        assert!(
-            !shown.contains("ada") && !shown.contains("secret"),
-            "{shown}"
-        );
+        assert!(!shown.contains("ada") && !shown.contains("secret"), "{shown}");
     }
 }

@@ -25,14 +25,7 @@ pub struct InProcessRateLimiter {
 
 impl InProcessRateLimiter {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            state: Mutex::new(State {
-                windows: HashMap::new(),
-                len: 0,
-                sweep_at: MIN_SWEEP_AT,
-            }),
-        }
+        Self { clock, state: Mutex::new(State { windows: HashMap::new(), len: 0, sweep_at: MIN_SWEEP_AT }) }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -45,9 +38,7 @@ impl InProcessRateLimiter {
 impl std::fmt::Debug for InProcessRateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Keys are emails and client addresses: show only how many there are.
-        f.debug_struct("InProcessRateLimiter")
-            .field("counters", &self.state().len)
-            .finish_non_exhaustive()
+        f.debug_struct("InProcessRateLimiter").field("counters", &self.state().len).finish_non_exhaustive()
     }
 }
 
@@ -94,23 +85,12 @@ impl State {
         if let Some(counter) = counters.get_mut(key) {
             if counter.index != window.index {
                 // A later window (or the clock stepped back): start over.
-                *counter = Counter {
-                    index: window.index,
-                    count: 0,
-                    ends_at_ms: window.ends_at_ms,
-                };
+                *counter = Counter { index: window.index, count: 0, ends_at_ms: window.ends_at_ms };
             }
             counter.count = counter.count.saturating_add(1);
             return counter.count;
         }
-        counters.insert(
-            key.to_owned(),
-            Counter {
-                index: window.index,
-                count: 1,
-                ends_at_ms: window.ends_at_ms,
-            },
-        );
+        counters.insert(key.to_owned(), Counter { index: window.index, count: 1, ends_at_ms: window.ends_at_ms });
         self.len += 1;
         1
     }
@@ -207,17 +187,11 @@ mod tests {
         }
         // 100 000 keys were seen; never more than twice one window's worth
         // was held at once.
-        assert!(
-            peak <= 2 * KEYS_PER_WINDOW,
-            "peak {peak} counters for {KEYS_PER_WINDOW} live keys"
-        );
+        assert!(peak <= 2 * KEYS_PER_WINDOW, "peak {peak} counters for {KEYS_PER_WINDOW} live keys");
         {
             // The running total agrees with the maps it sums.
             let state = limiter.state();
-            assert_eq!(
-                state.len,
-                state.windows.values().map(HashMap::len).sum::<usize>()
-            );
+            assert_eq!(state.len, state.windows.values().map(HashMap::len).sum::<usize>());
         }
 
         // Once the clock has moved on, the next growth-triggered sweep drops
@@ -230,11 +204,7 @@ mod tests {
         }
         let state = limiter.state();
         assert_eq!(state.len, late);
-        assert!(
-            state.windows[&60_000]
-                .keys()
-                .all(|key| key.starts_with("late-"))
-        );
+        assert!(state.windows[&60_000].keys().all(|key| key.starts_with("late-")));
     }
 
     #[tokio::test]

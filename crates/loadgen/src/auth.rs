@@ -11,20 +11,14 @@ use crate::stats::Latencies;
 const PASSWORD: &str = "Bench-Marmot-2024";
 
 pub async fn run(base: &str, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency + 2)
-        .build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency + 2).build()?;
     let email = format!("bench-{}@example.com", uuid::Uuid::now_v7().simple());
     let res = client
         .post(format!("{base}/api/v1/auth/register"))
         .json(&json!({"email": email, "password": PASSWORD, "name": "Bench"}))
         .send()
         .await?;
-    anyhow::ensure!(
-        res.status().as_u16() == 201,
-        "register failed: {}",
-        res.text().await?
-    );
+    anyhow::ensure!(res.status().as_u16() == 201, "register failed: {}", res.text().await?);
 
     // Idle health baseline first, on its own.
     let idle = probe_health(&client, base, Duration::from_secs(2)).await?;
@@ -54,12 +48,8 @@ pub async fn run(base: &str, concurrency: usize, seconds: u64) -> anyhow::Result
         })
     });
     let logins: Vec<_> = logins.collect();
-    let under_load = probe_health(
-        &client,
-        base,
-        Duration::from_secs(seconds).saturating_sub(Duration::from_millis(200)),
-    )
-    .await?;
+    let under_load =
+        probe_health(&client, base, Duration::from_secs(seconds).saturating_sub(Duration::from_millis(200))).await?;
 
     let mut all = Latencies::new();
     let mut failures = 0;
@@ -79,21 +69,13 @@ pub async fn run(base: &str, concurrency: usize, seconds: u64) -> anyhow::Result
 }
 
 /// Sequential GETs of `/health/live`, 1 ms apart, for `duration`.
-async fn probe_health(
-    client: &reqwest::Client,
-    base: &str,
-    duration: Duration,
-) -> anyhow::Result<Latencies> {
+async fn probe_health(client: &reqwest::Client, base: &str, duration: Duration) -> anyhow::Result<Latencies> {
     let mut latencies = Latencies::new();
     let deadline = Instant::now() + duration;
     while Instant::now() < deadline {
         let started = Instant::now();
         let res = client.get(format!("{base}/health/live")).send().await?;
-        anyhow::ensure!(
-            res.status().is_success(),
-            "health answered {}",
-            res.status()
-        );
+        anyhow::ensure!(res.status().is_success(), "health answered {}", res.status());
         res.bytes().await?;
         latencies.record(started.elapsed());
         tokio::time::sleep(Duration::from_millis(1)).await;

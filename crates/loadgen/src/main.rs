@@ -8,10 +8,7 @@ mod stats;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "specgen-loadgen",
-    about = "Load generator for Spec Gen benchmarks"
-)]
+#[command(name = "specgen-loadgen", about = "Load generator for Spec Gen benchmarks")]
 struct Cli {
     /// Base URL of the server, e.g. http://127.0.0.1:18080
     #[arg(long, default_value = "http://127.0.0.1:18080")]
@@ -37,9 +34,6 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Auth {
-            concurrency,
-            seconds,
-        } => auth::run(&cli.base, concurrency, seconds).await,
+        Command::Auth { concurrency, seconds } => auth::run(&cli.base, concurrency, seconds).await,
     }
 }

@@ -14,9 +14,7 @@ impl Latencies {
     }
 
     pub fn record(&mut self, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros())
-            .unwrap_or(u64::MAX)
-            .clamp(1, 60_000_000);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, 60_000_000);
         let _ = self.0.record(micros);
     }
 

@@ -62,11 +62,7 @@ pub enum ProviderError {
     Connect(String),
     /// The provider answered with an error status before streaming.
     #[error("provider answered {status}: {message}")]
-    Status {
-        status: u16,
-        retry_after: Option<Duration>,
-        message: String,
-    },
+    Status { status: u16, retry_after: Option<Duration>, message: String },
     /// The adapter's own network deadline passed.
     #[error("provider timed out")]
     Timeout,
@@ -90,9 +86,7 @@ impl ProviderError {
             Self::Connect(_) | Self::Timeout | Self::Interrupted(_) => true,
             Self::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             Self::Upstream { kind, .. } => {
-                kind.contains("overloaded")
-                    || kind.contains("rate_limit")
-                    || kind.contains("api_error")
+                kind.contains("overloaded") || kind.contains("rate_limit") || kind.contains("api_error")
             }
             Self::Protocol(_) => false,
         }

@@ -10,16 +10,10 @@ pub mod page;
 pub mod rate_limit;
 pub mod store;
 
-pub use ai::{
-    AiProvider, ChatTurn, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage,
-    TurnRole,
-};
+pub use ai::{AiProvider, ChatTurn, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage, TurnRole};
 pub use cache::{Cache, CacheError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RepoError;
 pub use page::{Direction, Page, PageRequest};
 pub use rate_limit::{RateDecision, RateLimitError, RateLimiter, RateRule};
-pub use store::{
-    MessageRepository, RefreshTokenRepository, SessionRepository, Store, StoreHealth,
-    UserRepository,
-};
+pub use store::{MessageRepository, RefreshTokenRepository, SessionRepository, Store, StoreHealth, UserRepository};

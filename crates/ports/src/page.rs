@@ -23,27 +23,15 @@ pub struct PageRequest {
 
 impl PageRequest {
     pub fn first(limit: PageLimit) -> Self {
-        Self {
-            cursor: None,
-            limit,
-            direction: Direction::Older,
-        }
+        Self { cursor: None, limit, direction: Direction::Older }
     }
 
     pub fn older_than(cursor: Cursor, limit: PageLimit) -> Self {
-        Self {
-            cursor: Some(cursor),
-            limit,
-            direction: Direction::Older,
-        }
+        Self { cursor: Some(cursor), limit, direction: Direction::Older }
     }
 
     pub fn newer_than(cursor: Option<Cursor>, limit: PageLimit) -> Self {
-        Self {
-            cursor,
-            limit,
-            direction: Direction::Newer,
-        }
+        Self { cursor, limit, direction: Direction::Newer }
     }
 }
 
@@ -58,21 +46,10 @@ impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows fetched in reading order
     /// (the extra row only tells whether more exist); `cursor_of` gives the
     /// position of an item.
-    pub fn from_overfetch(
-        mut rows: Vec<T>,
-        limit: PageLimit,
-        cursor_of: impl Fn(&T) -> Cursor,
-    ) -> Self {
+    pub fn from_overfetch(mut rows: Vec<T>, limit: PageLimit, cursor_of: impl Fn(&T) -> Cursor) -> Self {
         let has_more = rows.len() > limit.get();
         rows.truncate(limit.get());
-        let next_cursor = if has_more {
-            rows.last().map(&cursor_of)
-        } else {
-            None
-        };
-        Self {
-            items: rows,
-            next_cursor,
-        }
+        let next_cursor = if has_more { rows.last().map(&cursor_of) } else { None };
+        Self { items: rows, next_cursor }
     }
 }

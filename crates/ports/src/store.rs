@@ -7,9 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use specgen_domain::{
-    ChatSession, ClientMessageId, Email, FamilyId, Message, MessageError, MessageId, Participant,
-    ParticipantRole, ParticipantView, PasswordHash, Profile, RefreshToken, RefreshTokenId,
-    SessionId, TokenHash, User, UserId,
+    ChatSession, ClientMessageId, Email, FamilyId, Message, MessageError, MessageId, Participant, ParticipantRole,
+    ParticipantView, PasswordHash, Profile, RefreshToken, RefreshTokenId, SessionId, TokenHash, User, UserId,
 };
 
 use crate::error::RepoError;
@@ -43,8 +42,7 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<(), RepoError>;
 
     /// Refuses access tokens issued before `at` (logout-all).
-    async fn set_tokens_valid_after(&self, id: UserId, at: OffsetDateTime)
-    -> Result<(), RepoError>;
+    async fn set_tokens_valid_after(&self, id: UserId, at: OffsetDateTime) -> Result<(), RepoError>;
 
     /// Soft-deletes the user, in one transaction: the account disappears
     /// from lookups, its refresh tokens are revoked, its access tokens
@@ -62,20 +60,11 @@ pub trait RefreshTokenRepository: Send + Sync {
     /// Marks `old` spent and stores `new`, atomically, only if `old` is still
     /// neither spent nor revoked; otherwise `Conflict` and nothing changes.
     /// Of two concurrent rotations of one token exactly one succeeds.
-    async fn rotate(
-        &self,
-        old: RefreshTokenId,
-        spent_at: OffsetDateTime,
-        new: &RefreshToken,
-    ) -> Result<(), RepoError>;
+    async fn rotate(&self, old: RefreshTokenId, spent_at: OffsetDateTime, new: &RefreshToken) -> Result<(), RepoError>;
 
     /// Whether a login family still has a token that can be used: neither
     /// spent nor revoked, and not expired at `now`.
-    async fn family_is_live(
-        &self,
-        family: FamilyId,
-        now: OffsetDateTime,
-    ) -> Result<bool, RepoError>;
+    async fn family_is_live(&self, family: FamilyId, now: OffsetDateTime) -> Result<bool, RepoError>;
 
     /// Revokes every unrevoked token of a login family; returns how many.
     async fn revoke_family(&self, family: FamilyId, at: OffsetDateTime) -> Result<u64, RepoError>;
@@ -104,11 +93,7 @@ pub trait SessionRepository: Send + Sync {
 
     /// Undeleted sessions `user` participates in, by last activity
     /// (`Older` = most recent first), ties broken by id.
-    async fn list_for_user(
-        &self,
-        user: UserId,
-        page: PageRequest,
-    ) -> Result<Page<ChatSession>, RepoError>;
+    async fn list_for_user(&self, user: UserId, page: PageRequest) -> Result<Page<ChatSession>, RepoError>;
 
     /// Replaces title, system prompt, provider, model and `updated_at`.
     /// `NotFound` for an unknown or deleted session.
@@ -151,8 +136,7 @@ pub trait MessageRepository: Send + Sync {
     /// Messages of a session ordered by creation (ties by id). Items in a page
     /// are oldest first whatever the direction; `Older` with no cursor gives
     /// the newest messages.
-    async fn page(&self, session: SessionId, page: PageRequest)
-    -> Result<Page<Message>, RepoError>;
+    async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError>;
 
     /// Writes content, status, provider, model, usage, latency, error and
     /// `updated_at` of an existing message. `NotFound` if it does not exist.
@@ -160,11 +144,7 @@ pub trait MessageRepository: Send + Sync {
 
     /// Marks every message still `streaming` (left by a crash) as `failed`
     /// with `error`, keeping its partial text; returns how many.
-    async fn fail_streaming(
-        &self,
-        error: &MessageError,
-        at: OffsetDateTime,
-    ) -> Result<u64, RepoError>;
+    async fn fail_streaming(&self, error: &MessageError, at: OffsetDateTime) -> Result<u64, RepoError>;
 }
 
 /// Whether the store answers, for `/health/ready`.

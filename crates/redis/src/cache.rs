@@ -29,24 +29,15 @@ impl RedisCache {
     /// the longest of the pool's timeouts (see [`crate::pool`]), covering
     /// the command itself too.
     pub fn new(pool: Pool, namespace: String) -> Self {
-        Self {
-            deadline: crate::deadline(&pool),
-            pool,
-            namespace,
-        }
+        Self { deadline: crate::deadline(&pool), pool, namespace }
     }
 
     fn redis_key(&self, key: &str) -> String {
         format!("{}:cache:{key}", self.namespace)
     }
 
-    async fn query<T: redis::FromRedisValue>(
-        &self,
-        pipe: &redis::Pipeline,
-    ) -> Result<T, CacheError> {
-        crate::query(&self.pool, self.deadline, pipe)
-            .await
-            .map_err(unavailable)
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, CacheError> {
+        crate::query(&self.pool, self.deadline, pipe).await.map_err(unavailable)
     }
 }
 
@@ -71,9 +62,7 @@ fn unavailable(error: impl Display) -> CacheError {
 /// Whole milliseconds, rounded up so a positive TTL never becomes the zero
 /// Redis refuses, and capped at [`MAX_TTL_MS`].
 fn ttl_ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_nanos().div_ceil(1_000_000))
-        .unwrap_or(u64::MAX)
-        .min(MAX_TTL_MS)
+    u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX).min(MAX_TTL_MS)
 }
 
 #[async_trait]
@@ -92,13 +81,7 @@ impl Cache for RedisCache {
             // Already expired, and SET refuses PX 0: the old value must go
             // all the same.
             0 => pipe.del(redis_key).ignore(),
-            ms => pipe
-                .set_options(
-                    redis_key,
-                    value,
-                    SetOptions::default().with_expiration(SetExpiry::PX(ms)),
-                )
-                .ignore(),
+            ms => pipe.set_options(redis_key, value, SetOptions::default().with_expiration(SetExpiry::PX(ms))).ignore(),
         };
         self.query(&pipe).await
     }

@@ -39,26 +39,16 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
 /// pool's timeouts alone do not cover.
 fn deadline(pool: &Pool) -> Duration {
     let timeouts = pool.timeouts();
-    [timeouts.wait, timeouts.create, timeouts.recycle]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(DEFAULT_DEADLINE)
+    [timeouts.wait, timeouts.create, timeouts.recycle].into_iter().flatten().max().unwrap_or(DEFAULT_DEADLINE)
 }
 
 /// Runs `pipe` on a pooled connection, all of it (getting the connection
 /// included) within `deadline`. The error is only a description, for each
 /// adapter to turn into its port's error.
-async fn query<T: FromRedisValue>(
-    pool: &Pool,
-    deadline: Duration,
-    pipe: &redis::Pipeline,
-) -> Result<T, String> {
+async fn query<T: FromRedisValue>(pool: &Pool, deadline: Duration, pipe: &redis::Pipeline) -> Result<T, String> {
     let run = async {
         let mut conn = pool.get().await.map_err(|error| error.to_string())?;
-        pipe.query_async::<T>(&mut conn)
-            .await
-            .map_err(|error| error.to_string())
+        pipe.query_async::<T>(&mut conn).await.map_err(|error| error.to_string())
     };
     match tokio::time::timeout(deadline, run).await {
         Ok(result) => result,

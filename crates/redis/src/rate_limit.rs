@@ -33,25 +33,15 @@ impl RedisRateLimiter {
     /// [`crate::pool`]), covering the command itself too, which the pool's
     /// timeouts alone do not.
     pub fn new(pool: Pool, clock: Arc<dyn Clock>, namespace: String) -> Self {
-        Self {
-            deadline: crate::deadline(&pool),
-            pool,
-            clock,
-            namespace,
-        }
+        Self { deadline: crate::deadline(&pool), pool, clock, namespace }
     }
 
     fn redis_key(&self, window: &Window, key: &str) -> String {
-        format!(
-            "{}:rl:{}:{}:{key}",
-            self.namespace, window.len_ms, window.index
-        )
+        format!("{}:rl:{}:{}:{key}", self.namespace, window.len_ms, window.index)
     }
 
     async fn query<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, RateLimitError> {
-        crate::query(&self.pool, self.deadline, pipe)
-            .await
-            .map_err(unavailable)
+        crate::query(&self.pool, self.deadline, pipe).await.map_err(unavailable)
     }
 }
 
@@ -77,16 +67,11 @@ impl RateLimiter for RedisRateLimiter {
     async fn hit(&self, key: &str, rule: RateRule) -> Result<RateDecision, RateLimitError> {
         let window = Window::at(self.clock.now(), rule.window);
         let redis_key = self.redis_key(&window, key);
-        let ttl_ms = i64::try_from(window.reset_after.as_millis())
-            .unwrap_or(i64::MAX)
-            .saturating_add(EXPIRY_SLACK_MS);
+        let ttl_ms = i64::try_from(window.reset_after.as_millis()).unwrap_or(i64::MAX).saturating_add(EXPIRY_SLACK_MS);
         // MULTI/EXEC: the increment and its expiry land together, so no key
         // is ever left without one, in a single round trip.
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .incr(&redis_key, 1)
-            .pexpire(&redis_key, ttl_ms)
-            .ignore();
+        pipe.atomic().incr(&redis_key, 1).pexpire(&redis_key, ttl_ms).ignore();
         let (count,): (u64,) = self.query(&pipe).await?;
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Ok(window.decision(rule, count, count <= rule.limit))
@@ -119,15 +104,11 @@ impl Window {
         let now_ns = now.unix_timestamp_nanos();
         // Euclidean division so instants before 1970 still floor.
         let index = now_ns.div_euclid(1_000_000).div_euclid(i128::from(len_ms));
-        let ends_at_ns = (index + 1)
-            .saturating_mul(i128::from(len_ms))
-            .saturating_mul(1_000_000);
+        let ends_at_ns = (index + 1).saturating_mul(i128::from(len_ms)).saturating_mul(1_000_000);
         Self {
             len_ms,
             index,
-            reset_after: Duration::from_nanos(
-                u64::try_from(ends_at_ns - now_ns).unwrap_or(u64::MAX),
-            ),
+            reset_after: Duration::from_nanos(u64::try_from(ends_at_ns - now_ns).unwrap_or(u64::MAX)),
         }
     }
 

@@ -10,8 +10,7 @@ use specgen_ports::Cache;
 use specgen_redis::RedisCache;
 
 async fn fresh() -> Arc<dyn Cache> {
-    let url =
-        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let pool = specgen_redis::pool(&url, 4, Duration::from_secs(2)).unwrap();
     let namespace = format!("specgen-test-{}", uuid::Uuid::new_v4());
     Arc::new(RedisCache::new(pool, namespace))

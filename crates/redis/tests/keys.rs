@@ -12,8 +12,7 @@ use specgen_redis::{RedisCache, RedisRateLimiter};
 use specgen_test_support::contract::rate_limit::{START, manual_clock};
 
 fn pool() -> deadpool_redis::Pool {
-    let url =
-        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     specgen_redis::pool(&url, 4, Duration::from_secs(2)).unwrap()
 }
 
@@ -21,11 +20,7 @@ fn namespace() -> String {
     format!("specgen-test-{}", uuid::Uuid::new_v4())
 }
 
-fn limiter(
-    pool: &deadpool_redis::Pool,
-    clock: &Arc<ManualClock>,
-    namespace: &str,
-) -> RedisRateLimiter {
+fn limiter(pool: &deadpool_redis::Pool, clock: &Arc<ManualClock>, namespace: &str) -> RedisRateLimiter {
     RedisRateLimiter::new(pool.clone(), clock.clone(), namespace.to_owned())
 }
 
@@ -44,24 +39,12 @@ async fn key_names_its_window_and_expires_after_it() {
     let index = START.unix_timestamp() / 60;
     let key = format!("{namespace}:rl:60000:{index}:ip:192.0.2.1");
     let mut conn = pool.get().await.unwrap();
-    let count: u64 = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let count: u64 = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
     assert_eq!(count, 2);
     // 40 s left in the window, plus a little slack for slower clocks.
-    let ttl_ms: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
     assert!((39_000..=42_000).contains(&ttl_ms), "pttl {ttl_ms}");
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,41 +70,22 @@ async fn cache_key_is_namespaced_and_expires_with_the_entry() {
     let pool = pool();
     let namespace = namespace();
     let cache = RedisCache::new(pool.clone(), namespace.clone());
-    cache
-        .set("session:42", &[0xff, 0x00], Duration::from_secs(30))
-        .await
-        .unwrap();
+    cache.set("session:42", &[0xff, 0x00], Duration::from_secs(30)).await.unwrap();
 
     let key = format!("{namespace}:cache:session:42");
     let mut conn = pool.get().await.unwrap();
-    let stored: Vec<u8> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let stored: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
     assert_eq!(stored, [0xff, 0x00]);
-    let ttl_ms: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
     assert!((29_000..=30_000).contains(&ttl_ms), "pttl {ttl_ms}");
 
     // The longest TTL is capped, never refused, and still leaves an expiry.
     cache.set("session:42", b"v", Duration::MAX).await.unwrap();
-    let ttl_ms: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
     assert!(ttl_ms > 0, "pttl {ttl_ms}");
 
     cache.delete(&["session:42".to_owned()]).await.unwrap();
-    let exists: u64 = redis::cmd("EXISTS")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let exists: u64 = redis::cmd("EXISTS").arg(&key).query_async(&mut conn).await.unwrap();
     assert_eq!(exists, 0);
 }
 
@@ -134,19 +98,13 @@ async fn cache_instances_of_one_namespace_share_entries() {
     let other = RedisCache::new(pool(), self::namespace());
     let hour = Duration::from_secs(3_600);
     first.set("profile:ada", b"Ada", hour).await.unwrap();
-    assert_eq!(
-        second.get("profile:ada").await.unwrap().as_deref(),
-        Some(&b"Ada"[..])
-    );
+    assert_eq!(second.get("profile:ada").await.unwrap().as_deref(), Some(&b"Ada"[..]));
     // Another namespace (another deployment) sees none of it.
     assert_eq!(other.get("profile:ada").await.unwrap(), None);
     other.set("profile:ada", b"other", hour).await.unwrap();
     // An invalidation on one instance is seen by the other.
     second.delete(&["profile:ada".to_owned()]).await.unwrap();
     assert_eq!(first.get("profile:ada").await.unwrap(), None);
-    assert_eq!(
-        other.get("profile:ada").await.unwrap().as_deref(),
-        Some(&b"other"[..])
-    );
+    assert_eq!(other.get("profile:ada").await.unwrap().as_deref(), Some(&b"other"[..]));
     other.delete(&["profile:ada".to_owned()]).await.unwrap();
 }

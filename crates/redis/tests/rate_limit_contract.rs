@@ -11,8 +11,7 @@ use specgen_redis::RedisRateLimiter;
 use specgen_test_support::contract::rate_limit::manual_clock;
 
 async fn fresh() -> (Arc<dyn RateLimiter>, Arc<ManualClock>) {
-    let url =
-        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let pool = specgen_redis::pool(&url, 16, Duration::from_secs(2)).unwrap();
     let clock = manual_clock();
     let namespace = format!("specgen-test-{}", uuid::Uuid::new_v4());

@@ -48,10 +48,7 @@ async fn assert_unavailable_fast(limiter: &RedisRateLimiter) {
             limiter.hit("login:ada@example.com", RULE).await
         };
         let took = started.elapsed();
-        assert!(
-            matches!(result, Err(RateLimitError::Unavailable(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(RateLimitError::Unavailable(_))), "{result:?}");
         assert!(took < Duration::from_secs(1), "took {took:?}");
     }
 }
@@ -64,10 +61,7 @@ async fn assert_cache_unavailable_fast<T: std::fmt::Debug>(
     let started = Instant::now();
     let result = call.await;
     let took = started.elapsed();
-    assert!(
-        matches!(result, Err(CacheError::Unavailable(_))),
-        "{what}: {result:?}"
-    );
+    assert!(matches!(result, Err(CacheError::Unavailable(_))), "{what}: {result:?}");
     assert!(took < Duration::from_secs(1), "{what} took {took:?}");
 }
 
@@ -104,7 +98,6 @@ async fn cache_on_silent_server_is_unavailable_within_a_second() {
 
 #[test]
 fn bad_url_is_an_error_that_hides_the_password() {
-    let error = specgen_redis::pool("http://:hunter2@127.0.0.1", 4, Duration::from_millis(300))
-        .unwrap_err();
+    let error = specgen_redis::pool("http://:hunter2@127.0.0.1", 4, Duration::from_millis(300)).unwrap_err();
     assert!(!format!("{error:#}").contains("hunter2"), "{error:#}");
 }

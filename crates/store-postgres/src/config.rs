@@ -65,13 +65,7 @@ pub(crate) fn redact_url(url: &str) -> String {
         // Key/value form: `host=h user=u password=secret`.
         return url
             .split(' ')
-            .map(|part| {
-                if part.starts_with("password=") {
-                    "password=***"
-                } else {
-                    part
-                }
-            })
+            .map(|part| if part.starts_with("password=") { "password=***" } else { part })
             .collect::<Vec<_>>()
             .join(" ");
     };
@@ -92,15 +86,9 @@ mod tests {
 
     #[test]
     fn password_is_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:p@h:5432/db?x=1"),
-            "postgres://u:***@h:5432/db?x=1"
-        );
+        assert_eq!(redact_url("postgres://u:p@h:5432/db?x=1"), "postgres://u:***@h:5432/db?x=1");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact_url("host=h password=p user=u"),
-            "host=h password=*** user=u"
-        );
+        assert_eq!(redact_url("host=h password=p user=u"), "host=h password=*** user=u");
         let shown = format!("{:?}", PgConfig::new("postgres://u:hunter2@h/db"));
         assert!(!shown.contains("hunter2"), "{shown}");
     }

@@ -67,9 +67,7 @@ fn map_pool(e: PoolError) -> RepoError {
     match e {
         // Waiting for a free slot, connecting, or checking a pooled
         // connection took too long: the database is busy or away.
-        PoolError::Timeout(kind) => {
-            RepoError::Unavailable(format!("connection pool timeout ({kind:?})"))
-        }
+        PoolError::Timeout(kind) => RepoError::Unavailable(format!("connection pool timeout ({kind:?})")),
         PoolError::Closed => RepoError::Unavailable("connection pool closed".into()),
         PoolError::Backend(ManagerError::ConnectionError(e)) => {
             RepoError::Unavailable(format!("cannot connect to postgres: {e}"))
@@ -77,9 +75,7 @@ fn map_pool(e: PoolError) -> RepoError {
         PoolError::Backend(ManagerError::QueryError(e)) => {
             RepoError::Unavailable(format!("postgres connection check failed: {e}"))
         }
-        PoolError::PostCreateHook(e) => {
-            RepoError::Unavailable(format!("postgres connection setup failed: {e}"))
-        }
+        PoolError::PostCreateHook(e) => RepoError::Unavailable(format!("postgres connection setup failed: {e}")),
         // A pool built without a runtime cannot time out: a wiring bug.
         PoolError::NoRuntimeSpecified => RepoError::unknown("connection pool has no runtime"),
     }
@@ -88,26 +84,18 @@ fn map_pool(e: PoolError) -> RepoError {
 fn map_diesel(e: DieselError, fk: ForeignKey) -> RepoError {
     match e {
         DieselError::DatabaseError(kind, info) => match kind {
-            DatabaseErrorKind::UniqueViolation => RepoError::Conflict(
-                info.constraint_name()
-                    .unwrap_or("unique constraint")
-                    .to_owned(),
-            ),
-            DatabaseErrorKind::ForeignKeyViolation if fk == ForeignKey::NotFound => {
-                RepoError::NotFound
+            DatabaseErrorKind::UniqueViolation => {
+                RepoError::Conflict(info.constraint_name().unwrap_or("unique constraint").to_owned())
             }
+            DatabaseErrorKind::ForeignKeyViolation if fk == ForeignKey::NotFound => RepoError::NotFound,
             // No SQLSTATE at all: the socket or the driver task is gone.
             DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection => {
                 RepoError::Unavailable(info.message().to_owned())
             }
             // Writes refused by a server that became a standby (failover):
             // another try, on a fresh connection, may reach the new primary.
-            DatabaseErrorKind::ReadOnlyTransaction => {
-                RepoError::Unavailable(info.message().to_owned())
-            }
-            _ if is_transient_message(info.message()) => {
-                RepoError::Unavailable(info.message().to_owned())
-            }
+            DatabaseErrorKind::ReadOnlyTransaction => RepoError::Unavailable(info.message().to_owned()),
+            _ if is_transient_message(info.message()) => RepoError::Unavailable(info.message().to_owned()),
             _ => RepoError::unknown(format!("postgres: {}", info.message())),
         },
         DieselError::NotFound => RepoError::NotFound,
@@ -142,51 +130,21 @@ mod tests {
 
     #[test]
     fn transient_messages() {
-        assert!(is_transient_message(
-            "canceling statement due to statement timeout"
-        ));
-        assert!(is_transient_message(
-            "terminating connection due to administrator command"
-        ));
+        assert!(is_transient_message("canceling statement due to statement timeout"));
+        assert!(is_transient_message("terminating connection due to administrator command"));
         assert!(is_transient_message("the database system is starting up"));
         assert!(!is_transient_message("relation \"x\" does not exist"));
     }
 
     #[test]
     fn unique_violation_is_conflict_and_fk_depends_on_port() {
-        let unique = DieselError::DatabaseError(
-            DatabaseErrorKind::UniqueViolation,
-            Box::new("dup".to_owned()),
-        );
-        assert!(matches!(
-            DbError::from(unique).into_repo(),
-            RepoError::Conflict(_)
-        ));
-        let fk = || {
-            DieselError::DatabaseError(
-                DatabaseErrorKind::ForeignKeyViolation,
-                Box::new("fk".to_owned()),
-            )
-        };
-        assert!(matches!(
-            DbError::from(fk()).translate(ForeignKey::NotFound),
-            RepoError::NotFound
-        ));
-        assert!(matches!(
-            DbError::from(fk()).into_repo(),
-            RepoError::Unknown(_)
-        ));
-        let closed = DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection,
-            Box::new("closed".to_owned()),
-        );
-        assert!(matches!(
-            DbError::from(closed).into_repo(),
-            RepoError::Unavailable(_)
-        ));
-        assert!(matches!(
-            DbError::from(PoolError::Closed).into_repo(),
-            RepoError::Unavailable(_)
-        ));
+        let unique = DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, Box::new("dup".to_owned()));
+        assert!(matches!(DbError::from(unique).into_repo(), RepoError::Conflict(_)));
+        let fk = || DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, Box::new("fk".to_owned()));
+        assert!(matches!(DbError::from(fk()).translate(ForeignKey::NotFound), RepoError::NotFound));
+        assert!(matches!(DbError::from(fk()).into_repo(), RepoError::Unknown(_)));
+        let closed = DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, Box::new("closed".to_owned()));
+        assert!(matches!(DbError::from(closed).into_repo(), RepoError::Unavailable(_)));
+        assert!(matches!(DbError::from(PoolError::Closed).into_repo(), RepoError::Unavailable(_)));
     }
 }

@@ -2,9 +2,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use specgen_domain::{
-    ClientMessageId, Cursor, Message, MessageError, MessageId, MessageStatus, SessionId,
-};
+use specgen_domain::{ClientMessageId, Cursor, Message, MessageError, MessageId, MessageStatus, SessionId};
 use specgen_ports::{Direction, MessageRepository, Page, PageRequest, RepoError};
 use time::OffsetDateTime;
 
@@ -44,10 +42,7 @@ impl MessageRepository for PgStore {
                 if touched == 0 {
                     return Err(RepoError::NotFound.into());
                 }
-                diesel::insert_into(messages::table)
-                    .values(&row)
-                    .execute(conn)
-                    .await?;
+                diesel::insert_into(messages::table).values(&row).execute(conn).await?;
                 Ok(())
             })
             .await
@@ -99,20 +94,13 @@ impl MessageRepository for PgStore {
                 .first(&mut conn)
                 .await
                 .optional()?;
-            Ok(Some((
-                asked.into_domain()?,
-                reply.map(MessageRow::into_domain).transpose()?,
-            )))
+            Ok(Some((asked.into_domain()?, reply.map(MessageRow::into_domain).transpose()?)))
         }
         .await
         .map_err(DbError::into_repo)
     }
 
-    async fn page(
-        &self,
-        session: SessionId,
-        page: PageRequest,
-    ) -> Result<Page<Message>, RepoError> {
+    async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError> {
         use messages::{created_at as at, id};
         async {
             let mut conn = self.conn().await?;
@@ -139,15 +127,10 @@ impl MessageRepository for PgStore {
                 }
             };
             let rows = query.load::<MessageRow>(&mut conn).await?;
-            let found = rows
-                .into_iter()
-                .map(MessageRow::into_domain)
-                .collect::<Result<Vec<_>, _>>()?;
+            let found = rows.into_iter().map(MessageRow::into_domain).collect::<Result<Vec<_>, _>>()?;
             // Built in reading order (the cursor is the last item read), then
             // shown oldest first whatever the direction.
-            let mut built = Page::from_overfetch(found, page.limit, |m| {
-                Cursor::new(m.created_at, m.id.as_uuid())
-            });
+            let mut built = Page::from_overfetch(found, page.limit, |m| Cursor::new(m.created_at, m.id.as_uuid()));
             if page.direction == Direction::Older {
                 built.items.reverse();
             }
@@ -176,11 +159,7 @@ impl MessageRepository for PgStore {
         .map_err(DbError::into_repo)
     }
 
-    async fn fail_streaming(
-        &self,
-        error: &MessageError,
-        at: OffsetDateTime,
-    ) -> Result<u64, RepoError> {
+    async fn fail_streaming(&self, error: &MessageError, at: OffsetDateTime) -> Result<u64, RepoError> {
         async {
             let mut conn = self.conn().await?;
             let failed = diesel::update(messages::table)

@@ -20,10 +20,7 @@ impl RefreshTokenRepository for PgStore {
         let row = RefreshTokenRow::from_domain(token);
         async {
             let mut conn = self.conn().await?;
-            diesel::insert_into(refresh_tokens::table)
-                .values(&row)
-                .execute(&mut conn)
-                .await?;
+            diesel::insert_into(refresh_tokens::table).values(&row).execute(&mut conn).await?;
             Ok(())
         }
         .await
@@ -46,12 +43,7 @@ impl RefreshTokenRepository for PgStore {
         .map_err(DbError::into_repo)
     }
 
-    async fn rotate(
-        &self,
-        old: RefreshTokenId,
-        spent_at: OffsetDateTime,
-        new: &RefreshToken,
-    ) -> Result<(), RepoError> {
+    async fn rotate(&self, old: RefreshTokenId, spent_at: OffsetDateTime, new: &RefreshToken) -> Result<(), RepoError> {
         let row = RefreshTokenRow::from_domain(new);
         async {
             let mut conn = self.conn().await?;
@@ -66,15 +58,9 @@ impl RefreshTokenRepository for PgStore {
                     .execute(conn)
                     .await?;
                 if spent == 0 {
-                    return Err(RepoError::Conflict(
-                        "refresh token already spent or revoked".into(),
-                    )
-                    .into());
+                    return Err(RepoError::Conflict("refresh token already spent or revoked".into()).into());
                 }
-                diesel::insert_into(refresh_tokens::table)
-                    .values(&row)
-                    .execute(conn)
-                    .await?;
+                diesel::insert_into(refresh_tokens::table).values(&row).execute(conn).await?;
                 Ok(())
             })
             .await
@@ -83,11 +69,7 @@ impl RefreshTokenRepository for PgStore {
         .map_err(DbError::into_repo)
     }
 
-    async fn family_is_live(
-        &self,
-        family: FamilyId,
-        now: OffsetDateTime,
-    ) -> Result<bool, RepoError> {
+    async fn family_is_live(&self, family: FamilyId, now: OffsetDateTime) -> Result<bool, RepoError> {
         async {
             let mut conn = self.conn().await?;
             let live = diesel::select(diesel::dsl::exists(
@@ -135,10 +117,7 @@ impl RefreshTokenRepository for PgStore {
             if let Some(keep) = except_family {
                 query = query.filter(refresh_tokens::family_id.ne(keep.as_uuid()));
             }
-            let revoked = query
-                .set(refresh_tokens::revoked_at.eq(at))
-                .execute(&mut conn)
-                .await?;
+            let revoked = query.set(refresh_tokens::revoked_at.eq(at)).execute(&mut conn).await?;
             Ok(count(revoked))
         }
         .await

@@ -4,17 +4,14 @@
 
 use diesel::prelude::*;
 use specgen_domain::{
-    ChatSession, FamilyId, Message, MessageError, MessageId, MessageRole, MessageStatus,
-    Participant, ParticipantRole, Profile, ProviderName, RefreshToken, RefreshTokenId, SessionId,
-    TokenHash, Usage, User, UserId, trusted,
+    ChatSession, FamilyId, Message, MessageError, MessageId, MessageRole, MessageStatus, Participant, ParticipantRole,
+    Profile, ProviderName, RefreshToken, RefreshTokenId, SessionId, TokenHash, Usage, User, UserId, trusted,
 };
 use specgen_ports::RepoError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::schema::{
-    chat_sessions, messages, profiles, refresh_tokens, session_participants, users,
-};
+use crate::schema::{chat_sessions, messages, profiles, refresh_tokens, session_participants, users};
 
 fn corrupt(what: &str, value: &str) -> RepoError {
     RepoError::unknown(format!("stored {what} is invalid: {value:?}"))
@@ -128,8 +125,8 @@ impl RefreshTokenRow {
     }
 
     pub fn into_domain(self) -> Result<RefreshToken, RepoError> {
-        let token_hash = TokenHash::from_hex(&self.token_hash)
-            .ok_or_else(|| corrupt("token hash", &self.token_hash))?;
+        let token_hash =
+            TokenHash::from_hex(&self.token_hash).ok_or_else(|| corrupt("token hash", &self.token_hash))?;
         Ok(RefreshToken {
             id: RefreshTokenId::from_uuid(self.id),
             user_id: UserId::from_uuid(self.user_id),
@@ -179,9 +176,7 @@ impl SessionRow {
 
     pub fn into_domain(self) -> Result<ChatSession, RepoError> {
         let provider = match self.provider {
-            Some(raw) => {
-                Some(ProviderName::parse(&raw).map_err(|_| corrupt("session provider", &raw))?)
-            }
+            Some(raw) => Some(ProviderName::parse(&raw).map_err(|_| corrupt("session provider", &raw))?),
             None => None,
         };
         Ok(ChatSession {
@@ -269,10 +264,7 @@ fn tokens_to_sql(n: u32) -> i32 {
 
 fn usage_to_sql(usage: Option<Usage>) -> (Option<i32>, Option<i32>) {
     match usage {
-        Some(u) => (
-            Some(tokens_to_sql(u.input_tokens)),
-            Some(tokens_to_sql(u.output_tokens)),
-        ),
+        Some(u) => (Some(tokens_to_sql(u.input_tokens)), Some(tokens_to_sql(u.output_tokens))),
         None => (None, None),
     }
 }
@@ -310,23 +302,16 @@ impl MessageRow {
     }
 
     pub fn into_domain(self) -> Result<Message, RepoError> {
-        let role =
-            MessageRole::from_db(&self.role).ok_or_else(|| corrupt("message role", &self.role))?;
-        let status = MessageStatus::from_db(&self.status)
-            .ok_or_else(|| corrupt("message status", &self.status))?;
+        let role = MessageRole::from_db(&self.role).ok_or_else(|| corrupt("message role", &self.role))?;
+        let status = MessageStatus::from_db(&self.status).ok_or_else(|| corrupt("message status", &self.status))?;
         let usage = match (self.input_tokens, self.output_tokens) {
             (Some(input), Some(output)) => Some(Usage {
-                input_tokens: u32::try_from(input)
-                    .map_err(|_| corrupt("input tokens", &input.to_string()))?,
-                output_tokens: u32::try_from(output)
-                    .map_err(|_| corrupt("output tokens", &output.to_string()))?,
+                input_tokens: u32::try_from(input).map_err(|_| corrupt("input tokens", &input.to_string()))?,
+                output_tokens: u32::try_from(output).map_err(|_| corrupt("output tokens", &output.to_string()))?,
             }),
             _ => None,
         };
-        let error = self.error_code.map(|code| MessageError {
-            code,
-            message: self.error_message.unwrap_or_default(),
-        });
+        let error = self.error_code.map(|code| MessageError { code, message: self.error_message.unwrap_or_default() });
         Ok(Message {
             id: MessageId::from_uuid(self.id),
             session_id: SessionId::from_uuid(self.session_id),

@@ -1,9 +1,7 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use specgen_domain::{
-    ChatSession, Cursor, Participant, ParticipantRole, ParticipantView, SessionId, UserId, trusted,
-};
+use specgen_domain::{ChatSession, Cursor, Participant, ParticipantRole, ParticipantView, SessionId, UserId, trusted};
 use specgen_ports::{Direction, Page, PageRequest, RepoError, SessionRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -31,14 +29,8 @@ impl SessionRepository for PgStore {
         async {
             let mut conn = self.conn().await?;
             conn.transaction::<_, DbError, _>(async |conn| {
-                diesel::insert_into(chat_sessions::table)
-                    .values(&row)
-                    .execute(conn)
-                    .await?;
-                diesel::insert_into(session_participants::table)
-                    .values(&owner)
-                    .execute(conn)
-                    .await?;
+                diesel::insert_into(chat_sessions::table).values(&row).execute(conn).await?;
+                diesel::insert_into(session_participants::table).values(&owner).execute(conn).await?;
                 Ok(())
             })
             .await
@@ -64,9 +56,7 @@ impl SessionRepository for PgStore {
                 .await
                 .optional()?;
             match row {
-                Some((session, role)) => {
-                    Ok(Some((session.into_domain()?, participant_role(&role)?)))
-                }
+                Some((session, role)) => Ok(Some((session.into_domain()?, participant_role(&role)?))),
                 None => Ok(None),
             }
         }
@@ -74,11 +64,7 @@ impl SessionRepository for PgStore {
         .map_err(DbError::into_repo)
     }
 
-    async fn list_for_user(
-        &self,
-        user: UserId,
-        page: PageRequest,
-    ) -> Result<Page<ChatSession>, RepoError> {
+    async fn list_for_user(&self, user: UserId, page: PageRequest) -> Result<Page<ChatSession>, RepoError> {
         use chat_sessions::{id, last_activity_at as at};
         async {
             let mut conn = self.conn().await?;
@@ -107,13 +93,8 @@ impl SessionRepository for PgStore {
                 }
             };
             let rows = query.load::<SessionRow>(&mut conn).await?;
-            let sessions = rows
-                .into_iter()
-                .map(SessionRow::into_domain)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Page::from_overfetch(sessions, page.limit, |s| {
-                Cursor::new(s.last_activity_at(), s.id.as_uuid())
-            }))
+            let sessions = rows.into_iter().map(SessionRow::into_domain).collect::<Result<Vec<_>, _>>()?;
+            Ok(Page::from_overfetch(sessions, page.limit, |s| Cursor::new(s.last_activity_at(), s.id.as_uuid())))
         }
         .await
         .map_err(DbError::into_repo)
@@ -191,10 +172,7 @@ impl SessionRepository for PgStore {
                 if !session_live || !user_live {
                     return Err(RepoError::NotFound.into());
                 }
-                diesel::insert_into(session_participants::table)
-                    .values(&row)
-                    .execute(conn)
-                    .await?;
+                diesel::insert_into(session_participants::table).values(&row).execute(conn).await?;
                 Ok(())
             })
             .await
@@ -226,18 +204,11 @@ impl SessionRepository for PgStore {
             let rows = session_participants::table
                 .inner_join(users::table)
                 .filter(session_participants::session_id.eq(id.as_uuid()))
-                .select((
-                    users::id,
-                    users::name,
-                    session_participants::role,
-                    session_participants::joined_at,
-                ))
+                .select((users::id, users::name, session_participants::role, session_participants::joined_at))
                 // Owner first (true sorts after false, hence DESC), then by
                 // joining time; the id makes the order total.
                 .order((
-                    session_participants::role
-                        .eq(ParticipantRole::Owner.as_str())
-                        .desc(),
+                    session_participants::role.eq(ParticipantRole::Owner.as_str()).desc(),
                     session_participants::joined_at.asc(),
                     users::id.asc(),
                 ))
@@ -266,10 +237,7 @@ impl SessionRepository for PgStore {
             let ids = session_participants::table
                 .filter(session_participants::session_id.eq(id.as_uuid()))
                 .select(session_participants::user_id)
-                .order((
-                    session_participants::joined_at.asc(),
-                    session_participants::user_id.asc(),
-                ))
+                .order((session_participants::joined_at.asc(), session_participants::user_id.asc()))
                 .load::<Uuid>(&mut conn)
                 .await?;
             Ok(ids.into_iter().map(UserId::from_uuid).collect())

@@ -7,9 +7,7 @@ use async_trait::async_trait;
 use diesel::ConnectionError;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use specgen_ports::{RepoError, Store, StoreHealth};
@@ -38,10 +36,7 @@ pub struct PgStore {
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgStore")
-            .field("url", &redact_url(&self.url))
-            .field("pool", &self.pool.status())
-            .finish()
+        f.debug_struct("PgStore").field("url", &redact_url(&self.url)).field("pool", &self.pool.status()).finish()
     }
 }
 
@@ -50,10 +45,7 @@ impl PgStore {
     /// (and answer 503) while Postgres is still down.
     pub fn connect(cfg: PgConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(!cfg.url.trim().is_empty(), "postgres url is empty");
-        anyhow::ensure!(
-            cfg.max_connections > 0,
-            "postgres max_connections must be at least 1"
-        );
+        anyhow::ensure!(cfg.max_connections > 0, "postgres max_connections must be at least 1");
         // Postgres takes the timeout in whole milliseconds; 0 would mean "none".
         let statement_ms = cfg.statement_timeout.as_millis().max(1);
 
@@ -70,8 +62,7 @@ impl PgStore {
                 Ok(conn)
             })
         });
-        let manager =
-            AsyncDieselConnectionManager::new_with_config(cfg.url.clone(), manager_config);
+        let manager = AsyncDieselConnectionManager::new_with_config(cfg.url.clone(), manager_config);
         let pool = Pool::builder(manager)
             .max_size(cfg.max_connections)
             .wait_timeout(Some(cfg.wait_timeout))
@@ -80,24 +71,18 @@ impl PgStore {
             .runtime(deadpool::Runtime::Tokio1)
             .build()?;
         tracing::debug!(url = %redact_url(&cfg.url), max = cfg.max_connections, "postgres pool ready");
-        Ok(Self {
-            pool,
-            url: cfg.url,
-            create_timeout: cfg.create_timeout,
-        })
+        Ok(Self { pool, url: cfg.url, create_timeout: cfg.create_timeout })
     }
 
     /// Applies pending migrations; returns how many ran.
     pub async fn migrate(&self) -> anyhow::Result<usize> {
-        self.with_migration_harness(|harness| Ok(harness.run_pending_migrations(MIGRATIONS)?.len()))
-            .await
+        self.with_migration_harness(|harness| Ok(harness.run_pending_migrations(MIGRATIONS)?.len())).await
     }
 
     /// Reverts every applied migration (runs each `down.sql`), newest first;
     /// returns how many. For tests and manual resets only.
     pub async fn revert_all(&self) -> anyhow::Result<usize> {
-        self.with_migration_harness(|harness| Ok(harness.revert_all_migrations(MIGRATIONS)?.len()))
-            .await
+        self.with_migration_harness(|harness| Ok(harness.revert_all_migrations(MIGRATIONS)?.len())).await
     }
 
     /// Every port, backed by this store.
@@ -129,12 +114,10 @@ impl PgStore {
             + Send
             + 'static,
     {
-        let mut conn =
-            tokio::time::timeout(self.create_timeout, AsyncPgConnection::establish(&self.url))
-                .await
-                .map_err(|_| anyhow::anyhow!("connecting to postgres timed out"))??;
-        conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-            .await?;
+        let mut conn = tokio::time::timeout(self.create_timeout, AsyncPgConnection::establish(&self.url))
+            .await
+            .map_err(|_| anyhow::anyhow!("connecting to postgres timed out"))??;
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).await?;
         let count = tokio::task::spawn_blocking(move || {
             let mut harness = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
             // The lock is released with the connection when `harness` drops.
@@ -152,10 +135,7 @@ impl PgStore {
     /// returned value drops, to exhaust a small pool.
     #[doc(hidden)]
     pub async fn hold_connection(&self) -> Result<HeldConnection, RepoError> {
-        self.conn()
-            .await
-            .map(HeldConnection)
-            .map_err(DbError::into_repo)
+        self.conn().await.map(HeldConnection).map_err(DbError::into_repo)
     }
 
     /// Test hook: runs `SELECT pg_sleep(..)` on a pooled connection, to

@@ -36,16 +36,9 @@ impl TestDatabase {
         let mut admin = AsyncPgConnection::establish(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("cannot reach the test server at {admin_url}: {e}"));
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("CREATE DATABASE");
+        admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("CREATE DATABASE");
         let url = UrlParts::parse(&admin_url).with_database(&name).to_url();
-        Self {
-            name,
-            url,
-            admin_url,
-        }
+        Self { name, url, admin_url }
     }
 
     /// A new database with every migration applied, and a store on it.
@@ -72,11 +65,7 @@ impl TestDatabase {
     /// Where the server listens, for putting a proxy in front of it.
     pub fn socket_addr(&self) -> SocketAddr {
         let parts = UrlParts::parse(&self.url);
-        let host = parts
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let host = parts.host.trim_start_matches('[').trim_end_matches(']').to_owned();
         (host.as_str(), parts.port.unwrap_or(5432))
             .to_socket_addrs()
             .expect("resolvable host")
@@ -104,14 +93,10 @@ impl Drop for TestDatabase {
         let admin_url = self.admin_url.clone();
         let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
         let dropped = std::thread::spawn(move || -> Result<(), String> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             runtime.block_on(async {
-                let mut admin = AsyncPgConnection::establish(&admin_url)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut admin = AsyncPgConnection::establish(&admin_url).await.map_err(|e| e.to_string())?;
                 admin.batch_execute(&sql).await.map_err(|e| e.to_string())
             })
         })
@@ -119,10 +104,7 @@ impl Drop for TestDatabase {
         match dropped {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
-            Err(_) => eprintln!(
-                "could not drop test database {}: the dropping thread panicked",
-                self.name
-            ),
+            Err(_) => eprintln!("could not drop test database {}: the dropping thread panicked", self.name),
         }
     }
 }
@@ -140,9 +122,7 @@ struct UrlParts {
 
 impl UrlParts {
     fn parse(url: &str) -> Self {
-        let (scheme, rest) = url
-            .split_once("://")
-            .expect("a postgres:// URL in TEST_DATABASE_URL");
+        let (scheme, rest) = url.split_once("://").expect("a postgres:// URL in TEST_DATABASE_URL");
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q.to_owned())),
             None => (rest, None),
@@ -154,24 +134,11 @@ impl UrlParts {
         };
         // `[::1]:5432`, `host:5432` or `host`.
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !p.contains(']') => {
-                (h.to_owned(), Some(p.parse().expect("numeric port")))
-            }
+            Some((h, p)) if !p.contains(']') => (h.to_owned(), Some(p.parse().expect("numeric port"))),
             _ => (hostport.to_owned(), None),
         };
-        let host = if host.is_empty() {
-            "127.0.0.1".to_owned()
-        } else {
-            host
-        };
-        Self {
-            scheme: scheme.to_owned(),
-            userinfo,
-            host,
-            port,
-            database: database.to_owned(),
-            query,
-        }
+        let host = if host.is_empty() { "127.0.0.1".to_owned() } else { host };
+        Self { scheme: scheme.to_owned(), userinfo, host, port, database: database.to_owned(), query }
     }
 
     fn with_database(mut self, database: &str) -> Self {
@@ -206,10 +173,7 @@ mod tests {
     #[test]
     fn urls_swap_database_and_server() {
         let parts = UrlParts::parse("postgres://u:p@db.local:6543/postgres?sslmode=disable");
-        assert_eq!(
-            parts.with_database("x").to_url(),
-            "postgres://u:p@db.local:6543/x?sslmode=disable"
-        );
+        assert_eq!(parts.with_database("x").to_url(), "postgres://u:p@db.local:6543/x?sslmode=disable");
         let mut parts = UrlParts::parse("postgres://u@[::1]/postgres");
         assert_eq!((parts.host.as_str(), parts.port), ("[::1]", None));
         parts.port = Some(1);

@@ -12,11 +12,7 @@ use crate::store::PgStore;
 
 /// `NotFound` when an update touched no row.
 fn require_row(changed: usize) -> Result<(), DbError> {
-    if changed == 0 {
-        Err(RepoError::NotFound.into())
-    } else {
-        Ok(())
-    }
+    if changed == 0 { Err(RepoError::NotFound.into()) } else { Ok(()) }
 }
 
 #[async_trait]
@@ -27,14 +23,8 @@ impl UserRepository for PgStore {
         async {
             let mut conn = self.conn().await?;
             conn.transaction::<_, DbError, _>(async |conn| {
-                diesel::insert_into(users::table)
-                    .values(&user_row)
-                    .execute(conn)
-                    .await?;
-                diesel::insert_into(profiles::table)
-                    .values(&profile_row)
-                    .execute(conn)
-                    .await?;
+                diesel::insert_into(users::table).values(&user_row).execute(conn).await?;
+                diesel::insert_into(profiles::table).values(&profile_row).execute(conn).await?;
                 Ok(())
             })
             .await
@@ -97,9 +87,7 @@ impl UserRepository for PgStore {
         let row = ProfileRow::from_domain(profile);
         async {
             let mut conn = self.conn().await?;
-            let live_user = users::table
-                .filter(users::id.eq(row.user_id))
-                .filter(users::deleted_at.is_null());
+            let live_user = users::table.filter(users::id.eq(row.user_id)).filter(users::deleted_at.is_null());
             let changed = diesel::update(profiles::table)
                 .filter(profiles::user_id.eq(row.user_id))
                 .filter(diesel::dsl::exists(live_user))
@@ -137,11 +125,7 @@ impl UserRepository for PgStore {
         .map_err(DbError::into_repo)
     }
 
-    async fn set_tokens_valid_after(
-        &self,
-        id: UserId,
-        at: OffsetDateTime,
-    ) -> Result<(), RepoError> {
+    async fn set_tokens_valid_after(&self, id: UserId, at: OffsetDateTime) -> Result<(), RepoError> {
         async {
             let mut conn = self.conn().await?;
             let changed = diesel::update(users::table)
@@ -166,11 +150,7 @@ impl UserRepository for PgStore {
                 let changed = diesel::update(users::table)
                     .filter(users::id.eq(id))
                     .filter(users::deleted_at.is_null())
-                    .set((
-                        users::deleted_at.eq(at),
-                        users::tokens_valid_after.eq(at),
-                        users::updated_at.eq(at),
-                    ))
+                    .set((users::deleted_at.eq(at), users::tokens_valid_after.eq(at), users::updated_at.eq(at)))
                     .execute(conn)
                     .await?;
                 require_row(changed)?;

@@ -21,34 +21,22 @@ async fn migrations_revert_and_reapply() {
     // Every down.sql runs and leaves no table behind...
     assert_eq!(pg.revert_all().await.unwrap(), applied);
     let missing = pg.store().users.find_by_id(UserId::new_v7()).await;
-    assert!(
-        matches!(missing, Err(RepoError::Unknown(_))),
-        "users table is gone: {missing:?}"
-    );
+    assert!(matches!(missing, Err(RepoError::Unknown(_))), "users table is gone: {missing:?}");
 
     // ...so the schema comes back whole.
     assert_eq!(pg.migrate().await.unwrap(), applied);
     let (user, profile) = specgen_test_support::fixtures::user();
     pg.store().users.register(&user, &profile).await.unwrap();
-    assert_eq!(
-        pg.store().users.find_by_id(user.id).await.unwrap(),
-        Some(user)
-    );
+    assert_eq!(pg.store().users.find_by_id(user.id).await.unwrap(), Some(user));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrations_apply_once() {
     let db = TestDatabase::create_empty().await;
-    let (a, b) = (
-        PgStore::connect(db.config()).unwrap(),
-        PgStore::connect(db.config()).unwrap(),
-    );
+    let (a, b) = (PgStore::connect(db.config()).unwrap(), PgStore::connect(db.config()).unwrap());
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    assert!(
-        ra + rb >= 1 && (ra == 0 || rb == 0),
-        "one applies, the other finds nothing: {ra} {rb}"
-    );
+    assert!(ra + rb >= 1 && (ra == 0 || rb == 0), "one applies, the other finds nothing: {ra} {rb}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,25 +52,12 @@ async fn exhausted_pool_is_unavailable_quickly() {
     let started = Instant::now();
     let result = store.users.find_by_id(UserId::new_v7()).await;
     let waited = started.elapsed();
-    assert!(
-        matches!(result, Err(RepoError::Unavailable(_))),
-        "{result:?}"
-    );
-    assert!(
-        waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
-        "{waited:?}"
-    );
-    assert!(matches!(
-        store.health.ping().await,
-        Err(RepoError::Unavailable(_))
-    ));
+    assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
+    assert!(waited >= Duration::from_millis(150) && waited < Duration::from_secs(2), "{waited:?}");
+    assert!(matches!(store.health.ping().await, Err(RepoError::Unavailable(_))));
 
     drop(held);
-    assert_eq!(
-        store.users.find_by_id(UserId::new_v7()).await.unwrap(),
-        None,
-        "the connection came back"
-    );
+    assert_eq!(store.users.find_by_id(UserId::new_v7()).await.unwrap(), None, "the connection came back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,22 +68,12 @@ async fn nothing_listening_is_unavailable_without_hanging() {
     let started = Instant::now();
     let ping = store.health.ping().await;
     assert!(matches!(ping, Err(RepoError::Unavailable(_))), "{ping:?}");
-    let lookup = store
-        .users
-        .find_by_email(&specgen_test_support::fixtures::email("x"))
-        .await;
-    assert!(
-        matches!(lookup, Err(RepoError::Unavailable(_))),
-        "{lookup:?}"
-    );
+    let lookup = store.users.find_by_email(&specgen_test_support::fixtures::email("x")).await;
+    assert!(matches!(lookup, Err(RepoError::Unavailable(_))), "{lookup:?}");
     let (user, profile) = specgen_test_support::fixtures::user();
     let write = store.users.register(&user, &profile).await;
     assert!(matches!(write, Err(RepoError::Unavailable(_))), "{write:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     assert!(pg.migrate().await.is_err());
 }
 
@@ -122,15 +87,9 @@ async fn statement_timeout_is_unavailable() {
     let started = Instant::now();
     let slow = pg.sleep_in_database(Duration::from_secs(5)).await;
     assert!(matches!(slow, Err(RepoError::Unavailable(_))), "{slow:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     // The cancelled statement leaves the connection usable.
-    pg.sleep_in_database(Duration::from_millis(1))
-        .await
-        .unwrap();
+    pg.sleep_in_database(Duration::from_millis(1)).await.unwrap();
     pg.store().health.ping().await.unwrap();
 }
 
@@ -139,10 +98,7 @@ async fn closed_pool_is_unavailable() {
     let (_db, pg) = TestDatabase::create_migrated().await;
     pg.store().health.ping().await.unwrap();
     pg.close();
-    assert!(matches!(
-        pg.store().health.ping().await,
-        Err(RepoError::Unavailable(_))
-    ));
+    assert!(matches!(pg.store().health.ping().await, Err(RepoError::Unavailable(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,17 +110,12 @@ async fn terminated_connections_are_replaced() {
     store.health.ping().await.unwrap();
     terminate_backends(&db).await;
     store.health.ping().await.unwrap();
-    assert_eq!(
-        store.users.find_by_id(UserId::new_v7()).await.unwrap(),
-        None
-    );
+    assert_eq!(store.users.find_by_id(UserId::new_v7()).await.unwrap(), None);
 }
 
 async fn terminate_backends(db: &TestDatabase) {
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-    let mut admin = AsyncPgConnection::establish(&specgen_store_postgres::testing::admin_url())
-        .await
-        .unwrap();
+    let mut admin = AsyncPgConnection::establish(&specgen_store_postgres::testing::admin_url()).await.unwrap();
     admin
         .batch_execute(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",

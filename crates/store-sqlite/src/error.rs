@@ -41,9 +41,7 @@ impl From<StoreError> for RepoError {
             StoreError::NotFound => RepoError::NotFound,
             StoreError::Conflict(what) => RepoError::Conflict(what),
             StoreError::Corrupt(what) => RepoError::unknown(format!("corrupt row: {what}")),
-            StoreError::PoolTimeout => {
-                RepoError::Unavailable("timed out waiting for a SQLite connection".into())
-            }
+            StoreError::PoolTimeout => RepoError::Unavailable("timed out waiting for a SQLite connection".into()),
             // Every pool failure (closed, timed out, could not open or set up
             // a connection) means "the store cannot answer now".
             StoreError::Pool(e) => RepoError::Unavailable(format!("SQLite pool: {e}")),
@@ -102,11 +100,7 @@ mod tests {
     use super::*;
 
     fn db(kind: DatabaseErrorKind, message: &str) -> RepoError {
-        StoreError::Db(DieselError::DatabaseError(
-            kind,
-            Box::new(message.to_owned()),
-        ))
-        .into()
+        StoreError::Db(DieselError::DatabaseError(kind, Box::new(message.to_owned()))).into()
     }
 
     #[test]
@@ -116,31 +110,13 @@ mod tests {
             RepoError::Conflict(m) if m.contains("users.email")
         ));
         assert!(matches!(
-            db(
-                DatabaseErrorKind::ForeignKeyViolation,
-                "FOREIGN KEY constraint failed"
-            ),
+            db(DatabaseErrorKind::ForeignKeyViolation, "FOREIGN KEY constraint failed"),
             RepoError::NotFound
         ));
-        assert!(matches!(
-            db(DatabaseErrorKind::Unknown, "database is locked"),
-            RepoError::Unavailable(_)
-        ));
-        assert!(matches!(
-            db(DatabaseErrorKind::Unknown, "disk I/O error"),
-            RepoError::Unavailable(_)
-        ));
-        assert!(matches!(
-            db(DatabaseErrorKind::CheckViolation, "CHECK constraint failed"),
-            RepoError::Unknown(_)
-        ));
-        assert!(matches!(
-            db(DatabaseErrorKind::Unknown, "no such table: users"),
-            RepoError::Unknown(_)
-        ));
-        assert!(matches!(
-            RepoError::from(StoreError::PoolTimeout),
-            RepoError::Unavailable(_)
-        ));
+        assert!(matches!(db(DatabaseErrorKind::Unknown, "database is locked"), RepoError::Unavailable(_)));
+        assert!(matches!(db(DatabaseErrorKind::Unknown, "disk I/O error"), RepoError::Unavailable(_)));
+        assert!(matches!(db(DatabaseErrorKind::CheckViolation, "CHECK constraint failed"), RepoError::Unknown(_)));
+        assert!(matches!(db(DatabaseErrorKind::Unknown, "no such table: users"), RepoError::Unknown(_)));
+        assert!(matches!(RepoError::from(StoreError::PoolTimeout), RepoError::Unavailable(_)));
     }
 }

@@ -10,22 +10,19 @@ use time::OffsetDateTime;
 use specgen_domain::time_util::{from_unix_micros, unix_micros};
 use specgen_domain::trusted;
 use specgen_domain::{
-    ChatSession, Message, MessageError, MessageRole, MessageStatus, ParticipantRole, Profile,
-    ProviderName, RefreshToken, TokenHash, Usage, User,
+    ChatSession, Message, MessageError, MessageRole, MessageStatus, ParticipantRole, Profile, ProviderName,
+    RefreshToken, TokenHash, Usage, User,
 };
 
 use crate::error::StoreError;
-use crate::schema::{
-    chat_sessions, messages, profiles, refresh_tokens, session_participants, users,
-};
+use crate::schema::{chat_sessions, messages, profiles, refresh_tokens, session_participants, users};
 
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {
     unix_micros(at)
 }
 
 pub(crate) fn instant(micros: i64) -> Result<OffsetDateTime, StoreError> {
-    from_unix_micros(micros)
-        .ok_or_else(|| StoreError::corrupt(format!("instant {micros} out of range")))
+    from_unix_micros(micros).ok_or_else(|| StoreError::corrupt(format!("instant {micros} out of range")))
 }
 
 fn opt_instant(micros: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
@@ -33,8 +30,7 @@ fn opt_instant(micros: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError
 }
 
 pub(crate) fn id<T: FromStr>(raw: &str) -> Result<T, StoreError> {
-    raw.parse()
-        .map_err(|_| StoreError::corrupt(format!("id {raw:?}")))
+    raw.parse().map_err(|_| StoreError::corrupt(format!("id {raw:?}")))
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -208,9 +204,7 @@ impl TryFrom<SessionRow> for ChatSession {
     fn try_from(r: SessionRow) -> Result<Self, StoreError> {
         let provider = r
             .provider
-            .map(|p| {
-                ProviderName::parse(&p).map_err(|_| StoreError::corrupt(format!("provider {p:?}")))
-            })
+            .map(|p| ProviderName::parse(&p).map_err(|_| StoreError::corrupt(format!("provider {p:?}"))))
             .transpose()?;
         Ok(Self {
             id: id(&r.id)?,
@@ -237,8 +231,7 @@ pub(crate) struct ParticipantRow {
 }
 
 pub(crate) fn participant_role(raw: &str) -> Result<ParticipantRole, StoreError> {
-    ParticipantRole::from_db(raw)
-        .ok_or_else(|| StoreError::corrupt(format!("participant role {raw:?}")))
+    ParticipantRole::from_db(raw).ok_or_else(|| StoreError::corrupt(format!("participant role {raw:?}")))
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -290,20 +283,13 @@ impl From<&Message> for MessageRow {
 impl TryFrom<MessageRow> for Message {
     type Error = StoreError;
     fn try_from(r: MessageRow) -> Result<Self, StoreError> {
-        let tokens =
-            |n: i64| u32::try_from(n).map_err(|_| StoreError::corrupt(format!("token count {n}")));
+        let tokens = |n: i64| u32::try_from(n).map_err(|_| StoreError::corrupt(format!("token count {n}")));
         let usage = match (r.input_tokens, r.output_tokens) {
-            (Some(input), Some(output)) => Some(Usage {
-                input_tokens: tokens(input)?,
-                output_tokens: tokens(output)?,
-            }),
+            (Some(input), Some(output)) => Some(Usage { input_tokens: tokens(input)?, output_tokens: tokens(output)? }),
             _ => None,
         };
         // The code says whether there is an error; a missing text is empty.
-        let error = r.error_code.map(|code| MessageError {
-            code,
-            message: r.error_message.unwrap_or_default(),
-        });
+        let error = r.error_code.map(|code| MessageError { code, message: r.error_message.unwrap_or_default() });
         Ok(Self {
             id: id(&r.id)?,
             session_id: id(&r.session_id)?,

@@ -40,16 +40,11 @@ pub(crate) fn pragmas(busy_timeout: Duration, foreign_keys: bool) -> String {
 /// Opens a plain connection with the given settings (blocking).
 pub(crate) fn establish(url: &str, setup: &str) -> diesel::ConnectionResult<SqliteConnection> {
     let mut conn = SqliteConnection::establish(url)?;
-    conn.batch_execute(setup)
-        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    conn.batch_execute(setup).map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
 }
 
-pub(crate) fn build_pool(
-    url: &str,
-    busy_timeout: Duration,
-    max_size: usize,
-) -> anyhow::Result<Pool<Conn>> {
+pub(crate) fn build_pool(url: &str, busy_timeout: Duration, max_size: usize) -> anyhow::Result<Pool<Conn>> {
     let setup = pragmas(busy_timeout, true);
     let mut config = diesel_async::pooled_connection::ManagerConfig::<Conn>::default();
     config.custom_setup = Box::new(move |url: &str| {
@@ -59,11 +54,7 @@ pub(crate) fn build_pool(
             // async workers, like every other SQLite call.
             let conn = tokio::task::spawn_blocking(move || establish(&url, &setup))
                 .await
-                .map_err(|e| {
-                    diesel::ConnectionError::BadConnection(format!(
-                        "connection setup task failed: {e}"
-                    ))
-                })??;
+                .map_err(|e| diesel::ConnectionError::BadConnection(format!("connection setup task failed: {e}")))??;
             Ok(Conn::new(conn))
         })
     });

@@ -42,10 +42,7 @@ impl Default for SqliteConfig {
 impl SqliteConfig {
     /// The defaults, at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            ..Self::default()
-        }
+        Self { path: path.into(), ..Self::default() }
     }
 }
 
@@ -72,40 +69,23 @@ impl SqliteStore {
     /// file) are opened lazily: `migrate` is the first to touch the file.
     pub fn open(cfg: SqliteConfig) -> anyhow::Result<Self> {
         if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!(
-                    "cannot create the SQLite database directory {}",
-                    dir.display()
-                )
-            })?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the SQLite database directory {}", dir.display()))?;
         }
         let url = cfg
             .path
             .to_str()
-            .with_context(|| {
-                format!(
-                    "SQLite database path {} is not valid UTF-8",
-                    cfg.path.display()
-                )
-            })?
+            .with_context(|| format!("SQLite database path {} is not valid UTF-8", cfg.path.display()))?
             .to_owned();
         let pool = build_pool(&url, cfg.busy_timeout, cfg.max_connections)
             .with_context(|| format!("cannot build the SQLite pool for {url}"))?;
-        let runtime = tokio::runtime::Handle::try_current()
-            .context("the SQLite store must be opened inside a tokio runtime")?;
+        let runtime =
+            tokio::runtime::Handle::try_current().context("the SQLite store must be opened inside a tokio runtime")?;
         if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
             anyhow::bail!("the SQLite store needs a multi-threaded tokio runtime");
         }
-        let db = Db {
-            pool,
-            wait_timeout: cfg.wait_timeout,
-            runtime,
-        };
-        Ok(Self {
-            repos: Arc::new(SqliteRepos { db }),
-            url,
-            busy_timeout: cfg.busy_timeout,
-        })
+        let db = Db { pool, wait_timeout: cfg.wait_timeout, runtime };
+        Ok(Self { repos: Arc::new(SqliteRepos { db }), url, busy_timeout: cfg.busy_timeout })
     }
 
     /// Every port, served by this store.
@@ -150,8 +130,7 @@ impl SqliteStore {
     ) -> anyhow::Result<R> {
         let (url, setup) = (self.url.clone(), pragmas(self.busy_timeout, false));
         tokio::task::spawn_blocking(move || {
-            let mut conn = establish(&url, &setup)
-                .with_context(|| format!("cannot open SQLite database {url}"))?;
+            let mut conn = establish(&url, &setup).with_context(|| format!("cannot open SQLite database {url}"))?;
             f(&mut conn)
         })
         .await
@@ -185,19 +164,11 @@ impl SqliteStore {
             .db
             .run(|c| {
                 Ok(ConnectionPragmas {
-                    journal_mode: diesel::sql_query("PRAGMA journal_mode")
-                        .get_result::<JournalMode>(c)?
-                        .journal_mode,
-                    foreign_keys: diesel::sql_query("PRAGMA foreign_keys")
-                        .get_result::<ForeignKeys>(c)?
-                        .foreign_keys
+                    journal_mode: diesel::sql_query("PRAGMA journal_mode").get_result::<JournalMode>(c)?.journal_mode,
+                    foreign_keys: diesel::sql_query("PRAGMA foreign_keys").get_result::<ForeignKeys>(c)?.foreign_keys
                         == 1,
-                    busy_timeout_ms: diesel::sql_query("PRAGMA busy_timeout")
-                        .get_result::<BusyTimeout>(c)?
-                        .timeout,
-                    synchronous: diesel::sql_query("PRAGMA synchronous")
-                        .get_result::<Synchronous>(c)?
-                        .synchronous,
+                    busy_timeout_ms: diesel::sql_query("PRAGMA busy_timeout").get_result::<BusyTimeout>(c)?.timeout,
+                    synchronous: diesel::sql_query("PRAGMA synchronous").get_result::<Synchronous>(c)?.synchronous,
                 })
             })
             .await;

@@ -6,14 +6,10 @@ use specgen_test_support::TestStore;
 
 async fn fresh_store() -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store =
-        SqliteStore::open(SqliteConfig::new(dir.path().join("db/specgen.sqlite3"))).expect("open");
+    let store = SqliteStore::open(SqliteConfig::new(dir.path().join("db/specgen.sqlite3"))).expect("open");
     store.migrate().await.expect("migrate");
     // The guard keeps the directory (and the file) until the case ends.
-    TestStore {
-        store: store.store(),
-        guard: Box::new(dir),
-    }
+    TestStore { store: store.store(), guard: Box::new(dir) }
 }
 
 specgen_test_support::store_contract_tests!(fresh_store);

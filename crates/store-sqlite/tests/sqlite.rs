@@ -20,11 +20,7 @@ async fn migrations_revert_and_reapply() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(SqliteConfig::new(dir.path().join("specgen.sqlite3"))).unwrap();
     assert_eq!(store.migrate().await.unwrap(), 1);
-    assert_eq!(
-        store.migrate().await.unwrap(),
-        0,
-        "nothing pending the second time"
-    );
+    assert_eq!(store.migrate().await.unwrap(), 0, "nothing pending the second time");
 
     let s = store.store();
     let (user, profile) = fixtures::user();
@@ -32,17 +28,10 @@ async fn migrations_revert_and_reapply() {
 
     assert_eq!(store.revert_all().await.unwrap(), 1);
     // Every table is gone: any query now fails, and not as a missing row.
-    assert!(matches!(
-        s.users.find_by_id(user.id).await,
-        Err(RepoError::Unknown(_))
-    ));
+    assert!(matches!(s.users.find_by_id(user.id).await, Err(RepoError::Unknown(_))));
 
     assert_eq!(store.migrate().await.unwrap(), 1);
-    assert_eq!(
-        s.users.find_by_id(user.id).await.unwrap(),
-        None,
-        "re-applied empty"
-    );
+    assert_eq!(s.users.find_by_id(user.id).await.unwrap(), None, "re-applied empty");
     s.users.register(&user, &profile).await.unwrap();
     assert_eq!(s.users.find_by_id(user.id).await.unwrap(), Some(user));
 }
@@ -79,19 +68,13 @@ async fn foreign_keys_are_enforced() {
     let s = migrated(&dir).await.store();
     let (ghost, _) = fixtures::user();
     let token = fixtures::refresh_token(ghost.id, FamilyId::new_v7());
-    assert!(matches!(
-        s.refresh_tokens.insert(&token).await,
-        Err(RepoError::NotFound)
-    ));
+    assert!(matches!(s.refresh_tokens.insert(&token).await, Err(RepoError::NotFound)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = SqliteConfig {
-        max_connections: 4,
-        ..SqliteConfig::new(dir.path().join("specgen.sqlite3"))
-    };
+    let cfg = SqliteConfig { max_connections: 4, ..SqliteConfig::new(dir.path().join("specgen.sqlite3")) };
     let store = SqliteStore::open(cfg).unwrap();
     store.migrate().await.unwrap();
     let s = store.store();
@@ -123,27 +106,11 @@ async fn concurrent_writers_all_succeed() {
     }
     assert_eq!(written, 20);
 
-    let page = s
-        .messages
-        .page(session.id, PageRequest::first(PageLimit::new(100).unwrap()))
-        .await
-        .unwrap();
+    let page = s.messages.page(session.id, PageRequest::first(PageLimit::new(100).unwrap())).await.unwrap();
     assert_eq!(page.items.len(), 20);
-    assert!(
-        page.items
-            .windows(2)
-            .all(|w| (w[0].created_at, w[0].id) < (w[1].created_at, w[1].id))
-    );
-    let (found, _) = s
-        .sessions
-        .find_for_participant(session.id, user.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        found.last_message_at, latest,
-        "activity is the newest message, whatever the commit order"
-    );
+    assert!(page.items.windows(2).all(|w| (w[0].created_at, w[0].id) < (w[1].created_at, w[1].id)));
+    let (found, _) = s.sessions.find_for_participant(session.id, user.id).await.unwrap().unwrap();
+    assert_eq!(found.last_message_at, latest, "activity is the newest message, whatever the commit order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,10 +120,7 @@ async fn directory_that_cannot_exist_fails_clearly() {
     std::fs::write(&file, b"plain file").unwrap();
     let path = file.join("data").join("specgen.sqlite3");
     let err = match SqliteStore::open(SqliteConfig::new(&path)) {
-        Ok(store) => store
-            .migrate()
-            .await
-            .expect_err("a path under a regular file cannot be opened"),
+        Ok(store) => store.migrate().await.expect_err("a path under a regular file cannot be opened"),
         Err(err) => err,
     };
     let text = format!("{err:#}");
@@ -170,15 +134,9 @@ async fn unreachable_database_is_unavailable() {
     // "cannot answer now", not as a bug.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("gone");
-    let cfg = SqliteConfig {
-        wait_timeout: Duration::from_secs(2),
-        ..SqliteConfig::new(root.join("specgen.sqlite3"))
-    };
+    let cfg = SqliteConfig { wait_timeout: Duration::from_secs(2), ..SqliteConfig::new(root.join("specgen.sqlite3")) };
     let store = SqliteStore::open(cfg).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
     let s = store.store();
-    assert!(matches!(
-        s.health.ping().await,
-        Err(RepoError::Unavailable(_))
-    ));
+    assert!(matches!(s.health.ping().await, Err(RepoError::Unavailable(_))));
 }

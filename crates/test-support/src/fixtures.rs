@@ -1,9 +1,9 @@
 //! Valid domain values in one line, with unique emails so tests never collide.
 
 use specgen_domain::{
-    ChatSession, ClientMessageId, Email, FamilyId, Message, MessageId, MessageRole, MessageStatus,
-    Participant, ParticipantRole, PasswordHash, PersonName, Profile, RefreshToken, RefreshTokenId,
-    SessionId, SessionTitle, TokenHash, User, UserId, time_util,
+    ChatSession, ClientMessageId, Email, FamilyId, Message, MessageId, MessageRole, MessageStatus, Participant,
+    ParticipantRole, PasswordHash, PersonName, Profile, RefreshToken, RefreshTokenId, SessionId, SessionTitle,
+    TokenHash, User, UserId, time_util,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -23,10 +23,8 @@ pub fn user_with_email(email: &str) -> (User, Profile) {
         id: UserId::new_v7(),
         email: Email::parse(email).expect("valid email"),
         name: PersonName::parse("Test User").expect("valid name"),
-        password_hash: PasswordHash::from_phc(
-            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
-        )
-        .expect("phc"),
+        password_hash: PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into())
+            .expect("phc"),
         created_at: at,
         updated_at: at,
         tokens_valid_after: None,
@@ -58,21 +56,11 @@ pub fn session(owner: UserId) -> ChatSession {
 }
 
 pub fn member(session: SessionId, user: UserId) -> Participant {
-    Participant {
-        session_id: session,
-        user_id: user,
-        role: ParticipantRole::Member,
-        joined_at: now(),
-    }
+    Participant { session_id: session, user_id: user, role: ParticipantRole::Member, joined_at: now() }
 }
 
 /// A complete user message created at `at`.
-pub fn user_message_at(
-    session: SessionId,
-    sender: UserId,
-    content: &str,
-    at: OffsetDateTime,
-) -> Message {
+pub fn user_message_at(session: SessionId, sender: UserId, content: &str, at: OffsetDateTime) -> Message {
     Message {
         id: MessageId::new_v7(),
         session_id: session,

@@ -24,18 +24,8 @@ impl FaultProxy {
         let address = listener.local_addr()?;
         let up = Arc::new(AtomicBool::new(true));
         let (cuts, _) = watch::channel(0u64);
-        let task = tokio::spawn(accept_loop(
-            listener,
-            upstream,
-            Arc::clone(&up),
-            cuts.clone(),
-        ));
-        Ok(Self {
-            address,
-            up,
-            cuts,
-            task,
-        })
+        let task = tokio::spawn(accept_loop(listener, upstream, Arc::clone(&up), cuts.clone()));
+        Ok(Self { address, up, cuts, task })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -60,12 +50,7 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    upstream: SocketAddr,
-    up: Arc<AtomicBool>,
-    cuts: watch::Sender<u64>,
-) {
+async fn accept_loop(listener: TcpListener, upstream: SocketAddr, up: Arc<AtomicBool>, cuts: watch::Sender<u64>) {
     while let Ok((mut client, _)) = listener.accept().await {
         if !up.load(Ordering::SeqCst) {
             drop(client);

@@ -56,17 +56,12 @@ impl TestApp {
         };
         adjust(&mut config);
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-        let running = specgen::wiring::start_with_clock(&config, clock.clone())
-            .await
-            .unwrap();
+        let running = specgen::wiring::start_with_clock(&config, clock.clone()).await.unwrap();
         let handle = running.server.handle();
         tokio::spawn(running.server);
         Self {
             address: running.address,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
             clock,
             handle,
             _data_dir: data_dir,
@@ -88,13 +83,7 @@ impl TestApp {
 
     /// Sends `body` as JSON and returns the status and parsed body.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let res = self
-            .client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let res = self.client.post(self.url(path)).json(body).send().await.unwrap();
         read(res).await
     }
 }
@@ -119,18 +108,8 @@ pub async fn read(res: Response) -> (u16, Value) {
 pub fn assert_error(body: &Value, code: &str) -> Value {
     assert_eq!(body["success"], false, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["error"]["requestId"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body["error"]["requestId"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     body["error"].clone()
 }
 
@@ -159,13 +138,7 @@ macro_rules! for_both_stores {
 
 impl TestApp {
     /// Any method, optional bearer token and JSON body; status and parsed body.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
         let mut req = self.client.request(method, self.url(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -183,10 +156,7 @@ impl TestApp {
     /// Registers `email` with the standard test password; returns the account.
     pub async fn register(&self, email: &str) -> Account {
         let (status, body) = self
-            .post_json(
-                "/api/v1/auth/register",
-                &json!({"email": email, "password": PASSWORD, "name": "Test User"}),
-            )
+            .post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD, "name": "Test User"}))
             .await;
         assert_eq!(status, 201, "{body}");
         Account::from_auth(&body["data"])
@@ -194,11 +164,7 @@ impl TestApp {
 
     /// Attempts a login; status and body.
     pub async fn login(&self, email: &str, password: &str, device: &str) -> (u16, Value) {
-        self.post_json(
-            "/api/v1/auth/login",
-            &json!({"email": email, "password": password, "deviceId": device}),
-        )
-        .await
+        self.post_json("/api/v1/auth/login", &json!({"email": email, "password": password, "deviceId": device})).await
     }
 
     pub async fn login_ok(&self, email: &str, device: &str) -> Account {
@@ -231,17 +197,13 @@ impl Account {
 
 /// Points the `claude` provider at a fake upstream.
 pub fn use_fake_claude(config: &mut Config, base_url: String) {
-    config.anthropic_api_key = Some(specgen::config::Secret::new(
-        specgen_test_support::ai::FAKE_API_KEY.to_owned(),
-    ));
+    config.anthropic_api_key = Some(specgen::config::Secret::new(specgen_test_support::ai::FAKE_API_KEY.to_owned()));
     config.anthropic_base_url = base_url;
 }
 
 /// Points the `openai` provider at a fake upstream.
 pub fn use_fake_openai(config: &mut Config, base_url: String) {
-    config.openai_api_key = Some(specgen::config::Secret::new(
-        specgen_test_support::ai::FAKE_API_KEY.to_owned(),
-    ));
+    config.openai_api_key = Some(specgen::config::Secret::new(specgen_test_support::ai::FAKE_API_KEY.to_owned()));
     config.openai_base_url = Some(base_url);
 }
 
@@ -259,11 +221,21 @@ pub fn parse_sse(body: &str) -> Vec<(String, Value)> {
                     data.push_str(v);
                 }
             }
-            (
-                name,
-                serde_json::from_str(&data)
-                    .unwrap_or_else(|e| panic!("bad SSE data ({e}): {data}")),
-            )
+            (name, serde_json::from_str(&data).unwrap_or_else(|e| panic!("bad SSE data ({e}): {data}")))
         })
         .collect()
+}
+
+/// Uses the local Redis (`TEST_REDIS_URL`) under a namespace of its own.
+pub fn use_redis(config: &mut Config) {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    config.redis_url = Some(specgen::config::ConnectionUrl::new(url));
+    config.specgen_redis_namespace = format!("specgen-test-{}", uuid::Uuid::now_v7().simple());
+}
+
+impl TestApp {
+    /// The database URL this instance runs on (to start a second instance on it).
+    pub fn database_url(&self) -> Option<String> {
+        self._database.as_ref().map(|db| db.url().to_owned())
+    }
 }

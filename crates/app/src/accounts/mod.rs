@@ -7,8 +7,8 @@ pub mod tokens;
 use std::net::IpAddr;
 
 use specgen_domain::{
-    Bio, DeviceId, Email, FamilyId, Password, PasswordAttempt, PersonName, Preferences, Profile,
-    RefreshToken, RefreshTokenId, Timezone, User, UserId,
+    Bio, DeviceId, Email, FamilyId, Password, PasswordAttempt, PersonName, Preferences, Profile, RefreshToken,
+    RefreshTokenId, Timezone, User, UserId,
 };
 use specgen_ports::{RateDecision, RepoError};
 use time::OffsetDateTime;
@@ -49,11 +49,7 @@ pub struct ProfilePatch {
 }
 
 fn rate_limited(decisions: &[RateDecision]) -> Option<AppError> {
-    decisions
-        .iter()
-        .filter(|d| !d.allowed)
-        .max_by_key(|d| d.reset_after)
-        .map(|d| AppError::RateLimited(*d))
+    decisions.iter().filter(|d| !d.allowed).max_by_key(|d| d.reset_after).map(|d| AppError::RateLimited(*d))
 }
 
 impl App {
@@ -101,9 +97,7 @@ impl App {
         match self.store().users.register(&user, &profile).await {
             Ok(()) => {}
             Err(RepoError::Conflict(_)) => {
-                return Err(AppError::Conflict(
-                    "this email is already registered".into(),
-                ));
+                return Err(AppError::Conflict("this email is already registered".into()));
             }
             Err(e) => return Err(e.into()),
         }
@@ -125,37 +119,20 @@ impl App {
         let limits = self.inner.limits;
         let pair_key = format!("login:pair:{}:{client}", email.as_str());
         let account_key = format!("login:account:{}", email.as_str());
-        let pair = limiter
-            .peek(&pair_key, limits.login_pair)
-            .await
-            .map_err(Self::limiter_unavailable)?;
-        let account = limiter
-            .peek(&account_key, limits.login_account)
-            .await
-            .map_err(Self::limiter_unavailable)?;
+        let pair = limiter.peek(&pair_key, limits.login_pair).await.map_err(Self::limiter_unavailable)?;
+        let account = limiter.peek(&account_key, limits.login_account).await.map_err(Self::limiter_unavailable)?;
         if let Some(limited) = rate_limited(&[pair, account]) {
             return Err(limited);
         }
 
         let user = self.store().users.find_by_email(&email).await?;
         let verified = match &user {
-            Some(user) => {
-                self.inner
-                    .passwords
-                    .verify(&attempt, &user.password_hash)
-                    .await?
-            }
+            Some(user) => self.inner.passwords.verify(&attempt, &user.password_hash).await?,
             None => self.inner.passwords.verify_dummy(&attempt).await?,
         };
         let Some(user) = user.filter(|_| verified) else {
-            limiter
-                .hit(&pair_key, limits.login_pair)
-                .await
-                .map_err(Self::limiter_unavailable)?;
-            limiter
-                .hit(&account_key, limits.login_account)
-                .await
-                .map_err(Self::limiter_unavailable)?;
+            limiter.hit(&pair_key, limits.login_pair).await.map_err(Self::limiter_unavailable)?;
+            limiter.hit(&account_key, limits.login_account).await.map_err(Self::limiter_unavailable)?;
             return Err(AppError::InvalidCredentials);
         };
         let tokens = self.start_login(user.id, device).await?;
@@ -163,11 +140,7 @@ impl App {
     }
 
     /// A new login family with its first refresh token and an access token.
-    async fn start_login(
-        &self,
-        user: UserId,
-        device: Option<DeviceId>,
-    ) -> Result<IssuedTokens, AppError> {
+    async fn start_login(&self, user: UserId, device: Option<DeviceId>) -> Result<IssuedTokens, AppError> {
         let now = self.now();
         let family = FamilyId::new_v7();
         let (plain, record) = self.new_refresh_record(user, family, device, now);
@@ -183,8 +156,7 @@ impl App {
         now: OffsetDateTime,
     ) -> (String, RefreshToken) {
         let (plain, token_hash) = tokens::new_refresh_token();
-        let ttl = time::Duration::try_from(self.inner.tokens.refresh_ttl)
-            .unwrap_or(time::Duration::days(7));
+        let ttl = time::Duration::try_from(self.inner.tokens.refresh_ttl).unwrap_or(time::Duration::days(7));
         let record = RefreshToken {
             id: RefreshTokenId::new_v7(),
             user_id: user,
@@ -207,11 +179,7 @@ impl App {
         now: OffsetDateTime,
     ) -> Result<IssuedTokens, AppError> {
         let access_token = self.inner.tokens.issue_access(user, family, now)?;
-        Ok(IssuedTokens {
-            access_token,
-            refresh_token: refresh,
-            expires_in: self.inner.tokens.access_ttl.as_secs(),
-        })
+        Ok(IssuedTokens { access_token, refresh_token: refresh, expires_in: self.inner.tokens.access_ttl.as_secs() })
     }
 
     /// Rotates a refresh token. A spent one presented again revokes its whole
@@ -227,43 +195,21 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         if current.spent_at.is_some() {
-            self.store()
-                .refresh_tokens
-                .revoke_family(current.family_id, now)
-                .await?;
+            self.store().refresh_tokens.revoke_family(current.family_id, now).await?;
             tracing::warn!(user_id = %current.user_id, family_id = %current.family_id, "refresh token reuse: family revoked");
             return Err(AppError::TokenReused);
         }
         if current.expires_at <= now {
             return Err(AppError::Unauthenticated);
         }
-        if self
-            .store()
-            .users
-            .find_by_id(current.user_id)
-            .await?
-            .is_none()
-        {
+        if self.store().users.find_by_id(current.user_id).await?.is_none() {
             return Err(AppError::Unauthenticated);
         }
-        let (plain, next) = self.new_refresh_record(
-            current.user_id,
-            current.family_id,
-            current.device_id.clone(),
-            now,
-        );
-        match self
-            .store()
-            .refresh_tokens
-            .rotate(current.id, now, &next)
-            .await
-        {
+        let (plain, next) = self.new_refresh_record(current.user_id, current.family_id, current.device_id.clone(), now);
+        match self.store().refresh_tokens.rotate(current.id, now, &next).await {
             Ok(()) => self.issue(current.user_id, current.family_id, plain, now),
             Err(RepoError::Conflict(_)) => {
-                self.store()
-                    .refresh_tokens
-                    .revoke_family(current.family_id, now)
-                    .await?;
+                self.store().refresh_tokens.revoke_family(current.family_id, now).await?;
                 Err(AppError::TokenReused)
             }
             Err(e) => Err(e.into()),
@@ -274,14 +220,10 @@ impl App {
     /// logout-all, a password change nor a deletion came after it.
     pub async fn authenticate(&self, access_token: &str) -> Result<AuthContext, AppError> {
         let now = self.now();
-        let verified = self
-            .inner
-            .tokens
-            .verify_access(access_token, now)
-            .map_err(|e| match e {
-                AccessTokenError::Expired => AppError::TokenExpired,
-                AccessTokenError::Invalid => AppError::Unauthenticated,
-            })?;
+        let verified = self.inner.tokens.verify_access(access_token, now).map_err(|e| match e {
+            AccessTokenError::Expired => AppError::TokenExpired,
+            AccessTokenError::Invalid => AppError::Unauthenticated,
+        })?;
         let Some(user) = self.store().users.find_by_id(verified.user_id).await? else {
             return Err(AppError::Unauthenticated);
         };
@@ -290,28 +232,17 @@ impl App {
             // which is exactly a family that still has a usable refresh token.
             // `<=`: a token minted in the very instant of a logout-all is as old as it.
             if verified.issued_at <= valid_after
-                && !self
-                    .store()
-                    .refresh_tokens
-                    .family_is_live(verified.family_id, now)
-                    .await?
+                && !self.store().refresh_tokens.family_is_live(verified.family_id, now).await?
             {
                 return Err(AppError::Unauthenticated);
             }
         }
-        Ok(AuthContext {
-            user_id: verified.user_id,
-            family_id: verified.family_id,
-        })
+        Ok(AuthContext { user_id: verified.user_id, family_id: verified.family_id })
     }
 
     /// Ends one login: the given refresh token's family, or the caller's own.
     /// The access token lives out its short life.
-    pub async fn logout(
-        &self,
-        auth: AuthContext,
-        refresh_token: Option<&str>,
-    ) -> Result<(), AppError> {
+    pub async fn logout(&self, auth: AuthContext, refresh_token: Option<&str>) -> Result<(), AppError> {
         let now = self.now();
         let family = match refresh_token {
             Some(plain) => {
@@ -324,54 +255,26 @@ impl App {
             }
             None => auth.family_id,
         };
-        self.store()
-            .refresh_tokens
-            .revoke_family(family, now)
-            .await?;
+        self.store().refresh_tokens.revoke_family(family, now).await?;
         Ok(())
     }
 
     /// Ends every login of the user and refuses every access token issued so far.
     pub async fn logout_all(&self, auth: AuthContext) -> Result<(), AppError> {
         let now = self.now();
-        self.store()
-            .refresh_tokens
-            .revoke_all_for_user(auth.user_id, None, now)
-            .await?;
-        self.store()
-            .users
-            .set_tokens_valid_after(auth.user_id, now)
-            .await?;
+        self.store().refresh_tokens.revoke_all_for_user(auth.user_id, None, now).await?;
+        self.store().users.set_tokens_valid_after(auth.user_id, now).await?;
         Ok(())
     }
 
     pub async fn me(&self, auth: AuthContext) -> Result<(User, Profile), AppError> {
-        let user = self
-            .store()
-            .users
-            .find_by_id(auth.user_id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
-        let profile = self
-            .store()
-            .users
-            .profile(auth.user_id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
+        let user = self.store().users.find_by_id(auth.user_id).await?.ok_or(AppError::Unauthenticated)?;
+        let profile = self.store().users.profile(auth.user_id).await?.ok_or(AppError::Unauthenticated)?;
         Ok((user, profile))
     }
 
-    pub async fn update_profile(
-        &self,
-        auth: AuthContext,
-        patch: ProfilePatch,
-    ) -> Result<Profile, AppError> {
-        let mut profile = self
-            .store()
-            .users
-            .profile(auth.user_id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
+    pub async fn update_profile(&self, auth: AuthContext, patch: ProfilePatch) -> Result<Profile, AppError> {
+        let mut profile = self.store().users.profile(auth.user_id).await?.ok_or(AppError::Unauthenticated)?;
         if let Some(display_name) = patch.display_name {
             profile.display_name = display_name;
         }
@@ -397,18 +300,8 @@ impl App {
         current: PasswordAttempt,
         new: Password,
     ) -> Result<(), AppError> {
-        let user = self
-            .store()
-            .users
-            .find_by_id(auth.user_id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
-        if !self
-            .inner
-            .passwords
-            .verify(&current, &user.password_hash)
-            .await?
-        {
+        let user = self.store().users.find_by_id(auth.user_id).await?.ok_or(AppError::Unauthenticated)?;
+        if !self.inner.passwords.verify(&current, &user.password_hash).await? {
             return Err(AppError::InvalidCredentials);
         }
         if passwords::is_common(&new) {
@@ -419,42 +312,36 @@ impl App {
         }
         let hash = self.inner.passwords.hash(&new).await?;
         let now = self.now();
-        self.store()
-            .refresh_tokens
-            .revoke_all_for_user(auth.user_id, Some(auth.family_id), now)
-            .await?;
-        self.store()
-            .users
-            .update_password(auth.user_id, &hash, now)
-            .await?;
+        self.store().refresh_tokens.revoke_all_for_user(auth.user_id, Some(auth.family_id), now).await?;
+        self.store().users.update_password(auth.user_id, &hash, now).await?;
         Ok(())
     }
 
     /// Soft-deletes the account after checking its password; its tokens stop
     /// working and its email may register again.
-    pub async fn delete_account(
-        &self,
-        auth: AuthContext,
-        password: PasswordAttempt,
-    ) -> Result<(), AppError> {
-        let user = self
-            .store()
-            .users
-            .find_by_id(auth.user_id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
-        if !self
-            .inner
-            .passwords
-            .verify(&password, &user.password_hash)
-            .await?
-        {
+    pub async fn delete_account(&self, auth: AuthContext, password: PasswordAttempt) -> Result<(), AppError> {
+        let user = self.store().users.find_by_id(auth.user_id).await?.ok_or(AppError::Unauthenticated)?;
+        if !self.inner.passwords.verify(&password, &user.password_hash).await? {
             return Err(AppError::InvalidCredentials);
         }
-        self.store()
-            .users
-            .soft_delete(auth.user_id, self.now())
-            .await?;
+        // The sessions it owns go and it leaves the others: every cached copy
+        // of them, and the lists they appear in, must go too.
+        let mut members = Vec::new();
+        let mut page = specgen_ports::PageRequest::first(specgen_domain::PageLimit::MESSAGES_DEFAULT);
+        loop {
+            let listed = self.store().sessions.list_for_user(auth.user_id, page).await?;
+            for session in &listed.items {
+                members.push((session.id, self.store().sessions.participant_ids(session.id).await?));
+            }
+            match listed.next_cursor {
+                Some(cursor) => page = specgen_ports::PageRequest::older_than(cursor, page.limit),
+                None => break,
+            }
+        }
+        self.store().users.soft_delete(auth.user_id, self.now()).await?;
+        for (id, users) in members {
+            self.invalidate_session(id, &users).await;
+        }
         Ok(())
     }
 }

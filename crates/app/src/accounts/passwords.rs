@@ -17,13 +17,7 @@ const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
 
 fn common_passwords() -> &'static HashSet<&'static str> {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    SET.get_or_init(|| {
-        COMMON_PASSWORDS
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect()
-    })
+    SET.get_or_init(|| COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty()).collect())
 }
 
 /// True when the password, ignoring case, is one of the most common ones.
@@ -40,55 +34,40 @@ pub struct Passwords {
 
 impl Passwords {
     pub fn new() -> anyhow::Result<Self> {
-        let params =
-            Params::new(19_456, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
+        let params = Params::new(19_456, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy = argon2
             .hash_password(b"not anybody's password: timing equaliser")
             .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?
             .to_string();
-        Ok(Self {
-            argon2: Arc::new(argon2),
-            dummy: Arc::new(dummy),
-        })
+        Ok(Self { argon2: Arc::new(argon2), dummy: Arc::new(dummy) })
     }
 
     pub async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash> {
         let argon2 = Arc::clone(&self.argon2);
         let plain = password.expose().to_owned();
-        let phc = tokio::task::spawn_blocking(move || {
-            argon2
-                .hash_password(plain.as_bytes())
-                .map(|h| h.to_string())
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("hashing task failed: {e}"))?
-        .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?;
+        let phc = tokio::task::spawn_blocking(move || argon2.hash_password(plain.as_bytes()).map(|h| h.to_string()))
+            .await
+            .map_err(|e| anyhow::anyhow!("hashing task failed: {e}"))?
+            .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?;
         PasswordHash::from_phc(phc).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// `Ok(false)` for a wrong password; `Err` only if hashing itself broke.
-    pub async fn verify(
-        &self,
-        attempt: &PasswordAttempt,
-        hash: &PasswordHash,
-    ) -> anyhow::Result<bool> {
+    pub async fn verify(&self, attempt: &PasswordAttempt, hash: &PasswordHash) -> anyhow::Result<bool> {
         self.verify_phc(attempt, hash.as_str().to_owned()).await
     }
 
     /// Spends one verification on the dummy hash; always `false`.
     pub async fn verify_dummy(&self, attempt: &PasswordAttempt) -> anyhow::Result<bool> {
-        self.verify_phc(attempt, self.dummy.as_ref().clone())
-            .await
-            .map(|_| false)
+        self.verify_phc(attempt, self.dummy.as_ref().clone()).await.map(|_| false)
     }
 
     async fn verify_phc(&self, attempt: &PasswordAttempt, phc: String) -> anyhow::Result<bool> {
         let argon2 = Arc::clone(&self.argon2);
         let plain = attempt.expose().to_owned();
         tokio::task::spawn_blocking(move || {
-            let parsed =
-                PhcHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+            let parsed = PhcHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
             Ok(argon2.verify_password(plain.as_bytes(), &parsed).is_ok())
         })
         .await
@@ -103,33 +82,11 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_use_owasp_params() {
         let passwords = Passwords::new().unwrap();
-        let hash = passwords
-            .hash(&Password::parse("Sturdy-Otter-42").unwrap())
-            .await
-            .unwrap();
-        assert!(
-            hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{}",
-            hash.as_str()
-        );
-        assert!(
-            passwords
-                .verify(&PasswordAttempt::parse("Sturdy-Otter-42").unwrap(), &hash)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !passwords
-                .verify(&PasswordAttempt::parse("sturdy-otter-42").unwrap(), &hash)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !passwords
-                .verify_dummy(&PasswordAttempt::parse("anything").unwrap())
-                .await
-                .unwrap()
-        );
+        let hash = passwords.hash(&Password::parse("Sturdy-Otter-42").unwrap()).await.unwrap();
+        assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", hash.as_str());
+        assert!(passwords.verify(&PasswordAttempt::parse("Sturdy-Otter-42").unwrap(), &hash).await.unwrap());
+        assert!(!passwords.verify(&PasswordAttempt::parse("sturdy-otter-42").unwrap(), &hash).await.unwrap());
+        assert!(!passwords.verify_dummy(&PasswordAttempt::parse("anything").unwrap()).await.unwrap());
     }
 
     #[test]

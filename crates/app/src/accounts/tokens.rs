@@ -78,12 +78,7 @@ impl TokenService {
         }
     }
 
-    pub fn issue_access(
-        &self,
-        user: UserId,
-        family: FamilyId,
-        now: OffsetDateTime,
-    ) -> anyhow::Result<String> {
+    pub fn issue_access(&self, user: UserId, family: FamilyId, now: OffsetDateTime) -> anyhow::Result<String> {
         let iat = now.unix_timestamp();
         let claims = AccessClaims {
             iss: ISSUER.into(),
@@ -101,11 +96,7 @@ impl TokenService {
             .map_err(|e| anyhow::anyhow!("signing an access token: {e}"))
     }
 
-    pub fn verify_access(
-        &self,
-        token: &str,
-        now: OffsetDateTime,
-    ) -> Result<VerifiedAccess, AccessTokenError> {
+    pub fn verify_access(&self, token: &str, now: OffsetDateTime) -> Result<VerifiedAccess, AccessTokenError> {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map_err(|_| AccessTokenError::Invalid)?;
         let claims = data.claims;
@@ -121,13 +112,8 @@ impl TokenService {
         }
         let user_id = claims.sub.parse().map_err(|_| AccessTokenError::Invalid)?;
         let family_id = claims.fam.parse().map_err(|_| AccessTokenError::Invalid)?;
-        let issued_at =
-            time_util::from_unix_micros(claims.iat_us).ok_or(AccessTokenError::Invalid)?;
-        Ok(VerifiedAccess {
-            user_id,
-            family_id,
-            issued_at,
-        })
+        let issued_at = time_util::from_unix_micros(claims.iat_us).ok_or(AccessTokenError::Invalid)?;
+        Ok(VerifiedAccess { user_id, family_id, issued_at })
     }
 }
 
@@ -159,33 +145,18 @@ mod tests {
         let (user, family) = (UserId::new_v7(), FamilyId::new_v7());
         let token = tokens.issue_access(user, family, now).unwrap();
         let verified = tokens.verify_access(&token, now).unwrap();
-        assert_eq!(
-            (verified.user_id, verified.family_id, verified.issued_at),
-            (user, family, now)
-        );
+        assert_eq!((verified.user_id, verified.family_id, verified.issued_at), (user, family, now));
 
         let later = now + time::Duration::seconds(900);
-        assert_eq!(
-            tokens.verify_access(&token, later),
-            Err(AccessTokenError::Expired)
-        );
+        assert_eq!(tokens.verify_access(&token, later), Err(AccessTokenError::Expired));
         let other_key = service(b"another-key-another-key-another-key!");
-        assert_eq!(
-            other_key.verify_access(&token, now),
-            Err(AccessTokenError::Invalid)
-        );
-        assert_eq!(
-            tokens.verify_access("not.a.jwt", now),
-            Err(AccessTokenError::Invalid)
-        );
+        assert_eq!(other_key.verify_access(&token, now), Err(AccessTokenError::Invalid));
+        assert_eq!(tokens.verify_access("not.a.jwt", now), Err(AccessTokenError::Invalid));
 
         // alg "none" with the same claims.
         let payload = token.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert_eq!(
-            tokens.verify_access(&format!("{none_header}.{payload}."), now),
-            Err(AccessTokenError::Invalid)
-        );
+        assert_eq!(tokens.verify_access(&format!("{none_header}.{payload}."), now), Err(AccessTokenError::Invalid));
     }
 
     #[test]

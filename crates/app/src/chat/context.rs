@@ -14,10 +14,7 @@ pub struct ContextBudget {
 
 impl Default for ContextBudget {
     fn default() -> Self {
-        Self {
-            max_messages: 10,
-            max_tokens: 4_000,
-        }
+        Self { max_messages: 10, max_tokens: 4_000 }
     }
 }
 
@@ -37,14 +34,9 @@ pub fn estimate_tokens(text: &str) -> usize {
 /// Builds the turns for a reply to the newest message in `history`
 /// (oldest first). Failed or empty replies are left out: a model should not
 /// see a half answer as something it said.
-pub fn build(
-    system_prompt: Option<&str>,
-    history: &[Message],
-    budget: ContextBudget,
-) -> Vec<ChatTurn> {
-    let mut remaining = budget
-        .max_tokens
-        .saturating_sub(system_prompt.map_or(0, |p| estimate_tokens(p) + MESSAGE_OVERHEAD));
+pub fn build(system_prompt: Option<&str>, history: &[Message], budget: ContextBudget) -> Vec<ChatTurn> {
+    let mut remaining =
+        budget.max_tokens.saturating_sub(system_prompt.map_or(0, |p| estimate_tokens(p) + MESSAGE_OVERHEAD));
     let mut picked = Vec::new();
     for message in history.iter().rev() {
         if picked.len() == budget.max_messages {
@@ -52,9 +44,7 @@ pub fn build(
         }
         let role = match (message.role, message.status) {
             (MessageRole::User, _) => TurnRole::User,
-            (MessageRole::Assistant, MessageStatus::Complete) if !message.content.is_empty() => {
-                TurnRole::Assistant
-            }
+            (MessageRole::Assistant, MessageStatus::Complete) if !message.content.is_empty() => TurnRole::Assistant,
             _ => continue,
         };
         let cost = estimate_tokens(&message.content) + MESSAGE_OVERHEAD;
@@ -63,10 +53,7 @@ pub fn build(
             break;
         }
         remaining = remaining.saturating_sub(cost);
-        picked.push(ChatTurn {
-            role,
-            content: message.content.clone(),
-        });
+        picked.push(ChatTurn { role, content: message.content.clone() });
     }
     picked.reverse();
     picked
@@ -97,10 +84,7 @@ mod tests {
         for sentence in ENGLISH {
             let real = bpe.encode_with_special_tokens(sentence).len();
             let estimate = estimate_tokens(sentence);
-            assert!(
-                estimate as f64 >= real as f64 * 0.9,
-                "{sentence}: estimate {estimate} < 90% of {real}"
-            );
+            assert!(estimate as f64 >= real as f64 * 0.9, "{sentence}: estimate {estimate} < 90% of {real}");
             corpus.push_str(sentence);
             corpus.push('\n');
         }
@@ -133,54 +117,20 @@ mod tests {
     fn keeps_the_newest_whole_messages_within_budget() {
         let history: Vec<Message> = (0..30)
             .map(|i| {
-                let role = if i % 2 == 0 {
-                    MessageRole::User
-                } else {
-                    MessageRole::Assistant
-                };
-                message(
-                    role,
-                    MessageStatus::Complete,
-                    &format!("message number {i} {}", "word ".repeat(20)),
-                )
+                let role = if i % 2 == 0 { MessageRole::User } else { MessageRole::Assistant };
+                message(role, MessageStatus::Complete, &format!("message number {i} {}", "word ".repeat(20)))
             })
             .collect();
         let turns = build(Some("Be brief."), &history, ContextBudget::default());
         assert_eq!(turns.len(), 10, "message cap");
-        assert!(
-            turns
-                .last()
-                .unwrap()
-                .content
-                .starts_with("message number 29")
-        );
-        assert!(
-            turns
-                .first()
-                .unwrap()
-                .content
-                .starts_with("message number 20"),
-            "oldest dropped first"
-        );
+        assert!(turns.last().unwrap().content.starts_with("message number 29"));
+        assert!(turns.first().unwrap().content.starts_with("message number 20"), "oldest dropped first");
 
-        let tight = build(
-            None,
-            &history,
-            ContextBudget {
-                max_messages: 10,
-                max_tokens: 100,
-            },
-        );
+        let tight = build(None, &history, ContextBudget { max_messages: 10, max_tokens: 100 });
         assert!(tight.len() < 10 && !tight.is_empty());
-        let spent: usize = tight
-            .iter()
-            .map(|t| estimate_tokens(&t.content) + MESSAGE_OVERHEAD)
-            .sum();
+        let spent: usize = tight.iter().map(|t| estimate_tokens(&t.content) + MESSAGE_OVERHEAD).sum();
         assert!(spent <= 100, "never over budget: {spent}");
-        assert!(
-            tight.iter().all(|t| t.content.ends_with("word ")),
-            "never half a message"
-        );
+        assert!(tight.iter().all(|t| t.content.ends_with("word ")), "never half a message");
     }
 
     #[test]
@@ -188,11 +138,7 @@ mod tests {
         let history = vec![
             message(MessageRole::User, MessageStatus::Complete, "first"),
             message(MessageRole::Assistant, MessageStatus::Failed, "half an ans"),
-            message(
-                MessageRole::User,
-                MessageStatus::Complete,
-                &"x".repeat(30_000),
-            ),
+            message(MessageRole::User, MessageStatus::Complete, &"x".repeat(30_000)),
         ];
         let turns = build(None, &history, ContextBudget::default());
         assert_eq!(turns.len(), 1, "the huge new message alone");

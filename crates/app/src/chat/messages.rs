@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use specgen_domain::{
-    ClientMessageId, Message, MessageContent, MessageId, MessageRole, MessageStatus, ModelName,
-    ProviderName, SessionId,
+    ClientMessageId, Message, MessageContent, MessageId, MessageRole, MessageStatus, ModelName, ProviderName, SessionId,
 };
 use specgen_ports::{Page, PageRequest, RepoError};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
@@ -29,16 +28,10 @@ pub struct SendMessage {
 pub enum SendOutcome {
     /// A new message; `events` carries, in order, `MessageCreated` for it and,
     /// when a reply was asked for, the reply's events up to its final one.
-    Created {
-        user_message: Message,
-        events: UnboundedReceiver<ChatEvent>,
-    },
+    Created { user_message: Message, events: UnboundedReceiver<ChatEvent> },
     /// The `clientMessageId` was already used in this session: the original
     /// messages, nothing created.
-    Replayed {
-        user_message: Message,
-        ai_message: Option<Message>,
-    },
+    Replayed { user_message: Message, ai_message: Option<Message> },
 }
 
 /// Replies in flight on this instance, by AI message id and by the id of
@@ -68,10 +61,7 @@ impl InFlight {
     }
 
     fn cancel(&self, id: MessageId) -> bool {
-        self.lock()
-            .get(&id)
-            .map(CancellationToken::cancel)
-            .is_some()
+        self.lock().get(&id).map(CancellationToken::cancel).is_some()
     }
 
     pub(crate) fn cancel_all(&self) {
@@ -107,20 +97,14 @@ impl App {
                 message: format!("provider {provider} is not enabled"),
             });
         }
-        if let Some(replayed) = self
-            .replay(session_id, send.client_message_id.as_ref())
-            .await?
-        {
+        if let Some(replayed) = self.replay(session_id, send.client_message_id.as_ref()).await? {
             return Ok(replayed);
         }
         let decision = self
             .inner
             .ports
             .rate_limiter
-            .hit(
-                &format!("messages:{}", auth.user_id),
-                self.inner.limits.messages,
-            )
+            .hit(&format!("messages:{}", auth.user_id), self.inner.limits.messages)
             .await
             .map_err(|e| AppError::Unavailable(e.to_string()))?;
         if !decision.allowed {
@@ -149,10 +133,7 @@ impl App {
             Ok(()) => {}
             // Two sends with one key raced: the other one won; answer with it.
             Err(RepoError::Conflict(_)) => {
-                return match self
-                    .replay(session_id, send.client_message_id.as_ref())
-                    .await?
-                {
+                return match self.replay(session_id, send.client_message_id.as_ref()).await? {
                     Some(replayed) => Ok(replayed),
                     None => Err(AppError::Conflict("message already exists".into())),
                 };
@@ -161,37 +142,38 @@ impl App {
             Err(e) => return Err(e.into()),
         }
 
+        // The session moved to the top of every participant's list.
+        self.invalidate_lists_of(session_id).await;
+
         let (tx, events) = unbounded_channel();
         let _ = tx.send(ChatEvent::MessageCreated(user_message.clone()));
         if send.ai_reply {
             let requested = send.provider.or(session.provider);
             // A model named on the session belongs to the session's provider.
             let model = send.model.map(ModelName::into_inner).or_else(|| {
-                (requested == session.provider)
-                    .then(|| session.model.clone().map(ModelName::into_inner))
-                    .flatten()
+                (requested == session.provider).then(|| session.model.clone().map(ModelName::into_inner)).flatten()
             });
             let cancel = CancellationToken::new();
-            self.inner
-                .in_flight
-                .register(user_message.id, cancel.clone());
+            self.inner.in_flight.register(user_message.id, cancel.clone());
             let app = self.clone();
             let asked = user_message.clone();
-            let emitter = Emitter {
-                requester: Some(tx),
-            };
+            let emitter = Emitter { requester: Some(tx) };
             self.inner.tasks.spawn_on(
                 async move {
-                    app.run_reply(session, asked, requested, model, emitter, cancel)
-                        .await;
+                    app.run_reply(session, asked, requested, model, emitter, cancel).await;
                 },
                 &self.inner.runtime,
             );
         }
-        Ok(SendOutcome::Created {
-            user_message,
-            events,
-        })
+        Ok(SendOutcome::Created { user_message, events })
+    }
+
+    pub(crate) async fn invalidate_lists_of(&self, session_id: SessionId) {
+        let users = match self.cached_session(session_id).await {
+            Some(entry) => entry.participant_ids(),
+            None => self.store().sessions.participant_ids(session_id).await.unwrap_or_default(),
+        };
+        self.invalidate(users.into_iter().map(super::cache::list_key).collect()).await;
     }
 
     /// The original messages of an already used idempotency key.
@@ -201,17 +183,8 @@ impl App {
         key: Option<&ClientMessageId>,
     ) -> Result<Option<SendOutcome>, AppError> {
         let Some(key) = key else { return Ok(None) };
-        let found = self
-            .store()
-            .messages
-            .find_by_client_id(session_id, key)
-            .await?;
-        Ok(
-            found.map(|(user_message, ai_message)| SendOutcome::Replayed {
-                user_message,
-                ai_message,
-            }),
-        )
+        let found = self.store().messages.find_by_client_id(session_id, key).await?;
+        Ok(found.map(|(user_message, ai_message)| SendOutcome::Replayed { user_message, ai_message }))
     }
 
     /// A page of a session's messages (oldest first within the page).
@@ -240,9 +213,9 @@ impl App {
         }
         match message {
             None => Err(AppError::NotFound("message")),
-            Some(m) if m.status == MessageStatus::Streaming => Err(AppError::Conflict(
-                "this reply is running on another instance or was interrupted".into(),
-            )),
+            Some(m) if m.status == MessageStatus::Streaming => {
+                Err(AppError::Conflict("this reply is running on another instance or was interrupted".into()))
+            }
             Some(_) => Err(AppError::Conflict("this reply has already ended".into())),
         }
     }

@@ -2,6 +2,7 @@
 //! lives here, in one place (`App::access`): a caller who does not
 //! participate in a session gets `NotFound` for everything about it.
 
+pub(crate) mod cache;
 pub mod context;
 pub mod events;
 pub mod messages;

@@ -7,12 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use rand::Rng as _;
-use specgen_domain::{
-    ChatSession, Message, MessageError, MessageId, MessageRole, MessageStatus, ProviderName, Usage,
-};
-use specgen_ports::{
-    AiProvider, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage,
-};
+use specgen_domain::{ChatSession, Message, MessageError, MessageId, MessageRole, MessageStatus, ProviderName, Usage};
+use specgen_ports::{AiProvider, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -69,10 +65,7 @@ impl App {
         let history = match self
             .store()
             .messages
-            .page(
-                asked.session_id,
-                specgen_ports::PageRequest::first(context_page(settings.context.max_messages)),
-            )
+            .page(asked.session_id, specgen_ports::PageRequest::first(context_page(settings.context.max_messages)))
             .await
         {
             Ok(page) => page.items,
@@ -81,11 +74,8 @@ impl App {
                 vec![asked.clone()]
             }
         };
-        let turns = super::context::build(
-            session.system_prompt.as_ref().map(|p| p.as_str()),
-            &history,
-            settings.context,
-        );
+        let turns =
+            super::context::build(session.system_prompt.as_ref().map(|p| p.as_str()), &history, settings.context);
 
         let mut previous: Option<ProviderName> = None;
         for (provider, model) in self.inner.providers.candidates(requested, model.as_deref()) {
@@ -100,44 +90,24 @@ impl App {
             }
             let request = CompletionRequest {
                 model: model.clone(),
-                system: session
-                    .system_prompt
-                    .as_ref()
-                    .map(|p| p.as_str().to_owned()),
+                system: session.system_prompt.as_ref().map(|p| p.as_str().to_owned()),
                 turns: turns.clone(),
                 max_output_tokens: settings.max_output_tokens,
             };
-            let span = tracing::info_span!("ai.provider_call", gen_ai.system = name.as_str(), gen_ai.request.model = %model);
-            match self
-                .first_token(&provider, request, &cancel)
-                .instrument(span)
-                .await
-            {
+            let span =
+                tracing::info_span!("ai.provider_call", gen_ai.system = name.as_str(), gen_ai.request.model = %model);
+            match self.first_token(&provider, request, &cancel).instrument(span).await {
                 Ok(started_stream) => {
                     self.inner.breakers.success(name);
                     return self
-                        .stream_rest(
-                            &asked,
-                            &provider,
-                            model,
-                            started_stream,
-                            started,
-                            &emitter,
-                            &cancel,
-                        )
+                        .stream_rest(&asked, &provider, model, started_stream, started, &emitter, &cancel)
                         .await;
                 }
                 Err(FirstTokenError::Cancelled) => {
-                    return self
-                        .finish_without_text(&asked, MessageStatus::Cancelled, None, &emitter)
-                        .await;
+                    return self.finish_without_text(&asked, MessageStatus::Cancelled, None, &emitter).await;
                 }
                 Err(FirstTokenError::Failed(e)) => {
-                    self.inner.breakers.failure(
-                        name,
-                        settings.breaker_threshold,
-                        settings.breaker_cooldown,
-                    );
+                    self.inner.breakers.failure(name, settings.breaker_threshold, settings.breaker_cooldown);
                     tracing::warn!(provider = %name, error = %e, "provider failed before its first token");
                     previous = Some(name);
                 }
@@ -145,11 +115,9 @@ impl App {
         }
         let error = MessageError {
             code: AI_UNAVAILABLE.into(),
-            message: "No AI provider could answer; your message is saved, try again shortly."
-                .into(),
+            message: "No AI provider could answer; your message is saved, try again shortly.".into(),
         };
-        self.finish_without_text(&asked, MessageStatus::Failed, Some(error), &emitter)
-            .await
+        self.finish_without_text(&asked, MessageStatus::Failed, Some(error), &emitter).await
     }
 
     /// Calls the provider until its first piece of text, within the
@@ -172,23 +140,15 @@ impl App {
                 loop {
                     match stream.next().await {
                         Some(Ok(StreamEvent::Delta(text))) => {
-                            return Ok(Started {
-                                stream,
-                                first: text,
-                                usage,
-                            });
+                            return Ok(Started { stream, first: text, usage });
                         }
                         Some(Ok(StreamEvent::Usage(u))) => usage = u,
                         Some(Ok(StreamEvent::Done { .. })) => {
-                            return Err(ProviderError::Protocol(
-                                "the reply ended without any text".into(),
-                            ));
+                            return Err(ProviderError::Protocol("the reply ended without any text".into()));
                         }
                         Some(Err(e)) => return Err(e),
                         None => {
-                            return Err(ProviderError::Interrupted(
-                                "ended before the first token".into(),
-                            ));
+                            return Err(ProviderError::Interrupted("ended before the first token".into()));
                         }
                     }
                 }
@@ -202,9 +162,7 @@ impl App {
                 Ok(Err(e)) => e,
                 Err(_) => ProviderError::Timeout,
             };
-            let pause = error
-                .retry_after()
-                .filter(|p| *p <= settings.max_retry_wait);
+            let pause = error.retry_after().filter(|p| *p <= settings.max_retry_wait);
             match pause {
                 Some(pause) if error.is_transient() && attempt < settings.attempts_per_provider => {
                     // Up to 50% extra, so clients told the same pause do not return in lockstep.
@@ -237,17 +195,9 @@ impl App {
     ) -> Message {
         let settings = &self.inner.ai;
         let name = provider.name();
-        let labels = [
-            ("provider", name.as_str().to_owned()),
-            ("model", model.clone()),
-        ];
-        metrics::histogram!("ai_time_to_first_token_seconds", &labels)
-            .record(started.elapsed().as_secs_f64());
-        let Started {
-            mut stream,
-            first,
-            mut usage,
-        } = started_stream;
+        let labels = [("provider", name.as_str().to_owned()), ("model", model.clone())];
+        metrics::histogram!("ai_time_to_first_token_seconds", &labels).record(started.elapsed().as_secs_f64());
+        let Started { mut stream, first, mut usage } = started_stream;
         let now = self.now();
         let mut reply = Message {
             id: MessageId::new_v7(),
@@ -269,11 +219,9 @@ impl App {
         if let Err(e) = self.store().messages.insert(&reply).await {
             tracing::error!(error = %e, "could not store the reply as it started; it continues and is stored at its end");
         }
+        self.invalidate_lists_of(reply.session_id).await;
         self.inner.in_flight.register(reply.id, cancel.clone());
-        emitter.emit(ChatEvent::MessageCreated(Message {
-            content: String::new(),
-            ..reply.clone()
-        }));
+        emitter.emit(ChatEvent::MessageCreated(Message { content: String::new(), ..reply.clone() }));
         let mut seq = 1;
         emitter.emit(ChatEvent::Chunk {
             message_id: reply.id,
@@ -320,9 +268,7 @@ impl App {
                     }
                 }
                 Ok(Some(Ok(StreamEvent::Usage(u)))) => usage = u,
-                Ok(Some(Ok(StreamEvent::Done {
-                    finish_reason: reason,
-                }))) => {
+                Ok(Some(Ok(StreamEvent::Done { finish_reason: reason }))) => {
                     finish_reason = reason;
                     break Ok(());
                 }
@@ -330,9 +276,7 @@ impl App {
                     break Err(stream_error(format!("the provider failed mid-reply: {e}")));
                 }
                 Ok(None) => {
-                    break Err(stream_error(
-                        "the provider's stream ended before the reply did".into(),
-                    ));
+                    break Err(stream_error("the provider's stream ended before the reply did".into()));
                 }
             }
         };
@@ -345,17 +289,14 @@ impl App {
             (Ok(()), false) => MessageStatus::Complete,
         };
         reply.error = outcome.err();
-        reply.usage = (usage != TokenUsage::default()).then_some(Usage {
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-        });
+        reply.usage = (usage != TokenUsage::default())
+            .then_some(Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens });
         reply.latency_ms = Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
         reply.updated_at = self.now();
         self.store_final(&reply).await;
         self.inner.in_flight.remove(&[reply.id, asked.id]);
 
-        metrics::histogram!("ai_response_duration_seconds", &labels)
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("ai_response_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
         metrics::counter!("ai_tokens_total", "provider" => name.as_str(), "model" => model.clone(), "direction" => "input")
             .increment(u64::from(usage.input_tokens));
         metrics::counter!("ai_tokens_total", "provider" => name.as_str(), "model" => model, "direction" => "output")
@@ -429,10 +370,7 @@ impl App {
 }
 
 fn stream_error(message: String) -> MessageError {
-    MessageError {
-        code: AI_STREAM_FAILED.into(),
-        message,
-    }
+    MessageError { code: AI_STREAM_FAILED.into(), message }
 }
 
 fn final_event(reply: &Message) -> ChatEvent {

@@ -70,9 +70,7 @@ impl Breakers {
 
     /// Closed, or open but past its cool-down (one trial call goes through).
     pub fn available(&self, name: ProviderName) -> bool {
-        self.with(name, |s| {
-            s.open_until.is_none_or(|until| Instant::now() >= until)
-        })
+        self.with(name, |s| s.open_until.is_none_or(|until| Instant::now() >= until))
     }
 
     pub fn success(&self, name: ProviderName) {
@@ -104,12 +102,7 @@ pub struct Providers {
 impl Providers {
     /// `providers` in `order`; providers not named in `order` follow in the given order.
     pub fn new(mut providers: Vec<Arc<dyn AiProvider>>, order: &[ProviderName]) -> Self {
-        providers.sort_by_key(|p| {
-            order
-                .iter()
-                .position(|n| *n == p.name())
-                .unwrap_or(usize::MAX)
-        });
+        providers.sort_by_key(|p| order.iter().position(|n| *n == p.name()).unwrap_or(usize::MAX));
         Self { ordered: providers }
     }
 
@@ -132,16 +125,11 @@ impl Providers {
         requested: Option<ProviderName>,
         model: Option<&str>,
     ) -> Vec<(Arc<dyn AiProvider>, String)> {
-        let first = requested
-            .and_then(|n| self.get(n))
-            .or_else(|| self.ordered.first());
+        let first = requested.and_then(|n| self.get(n)).or_else(|| self.ordered.first());
         let Some(first) = first else {
             return Vec::new();
         };
-        let mut out = vec![(
-            Arc::clone(first),
-            model.map_or_else(|| first.default_model().to_owned(), str::to_owned),
-        )];
+        let mut out = vec![(Arc::clone(first), model.map_or_else(|| first.default_model().to_owned(), str::to_owned))];
         for provider in &self.ordered {
             if provider.name() != first.name() {
                 out.push((Arc::clone(provider), provider.default_model().to_owned()));
@@ -162,17 +150,11 @@ mod tests {
         breakers.failure(name, 2, Duration::from_secs(60));
         assert!(breakers.available(name));
         breakers.failure(name, 2, Duration::from_secs(60));
-        assert!(
-            !breakers.available(name),
-            "open after two consecutive failures"
-        );
+        assert!(!breakers.available(name), "open after two consecutive failures");
         assert!(breakers.available(ProviderName::Openai), "per provider");
         breakers.success(name);
         assert!(breakers.available(name));
         breakers.failure(name, 1, Duration::ZERO);
-        assert!(
-            breakers.available(name),
-            "past its cool-down a trial goes through"
-        );
+        assert!(breakers.available(name), "past its cool-down a trial goes through");
     }
 }

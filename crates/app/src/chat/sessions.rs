@@ -1,8 +1,8 @@
 //! Sessions and participants.
 
 use specgen_domain::{
-    ChatSession, Email, ModelName, Participant, ParticipantRole, ParticipantView, ProviderName,
-    SessionId, SessionTitle, SystemPrompt, UserId,
+    ChatSession, Email, ModelName, Participant, ParticipantRole, ParticipantView, ProviderName, SessionId,
+    SessionTitle, SystemPrompt, UserId,
 };
 use specgen_ports::{Page, PageRequest, RepoError};
 
@@ -35,33 +35,48 @@ pub struct SessionView {
 
 impl App {
     /// The session and the caller's role in it, or `NotFound` when the caller
-    /// does not participate (so ids cannot be probed).
+    /// does not participate (so ids cannot be probed). Served from the cache
+    /// when it can be: every message and reply checks access.
     pub(crate) async fn access(
         &self,
         auth: AuthContext,
         id: SessionId,
     ) -> Result<(ChatSession, ParticipantRole), AppError> {
-        self.store()
-            .sessions
-            .find_for_participant(id, auth.user_id)
-            .await?
-            .ok_or(AppError::NotFound("session"))
+        if let Some(entry) = self.cached_session(id).await
+            && let Some(session) = entry.session()
+        {
+            return entry.role_of(auth.user_id).map(|role| (session, role)).ok_or(AppError::NotFound("session"));
+        }
+        let (session, role) =
+            self.store().sessions.find_for_participant(id, auth.user_id).await?.ok_or(AppError::NotFound("session"))?;
+        let participants = self.store().sessions.participants(id).await?;
+        let roles: Vec<_> = participants.iter().map(|p| (p.user_id, p.role)).collect();
+        self.cache_session(&super::cache::CachedSession::new(&session, &roles)).await;
+        Ok((session, role))
+    }
+
+    /// Forgets a session's cached metadata and its participants' lists.
+    pub(crate) async fn invalidate_session(&self, id: SessionId, also: &[UserId]) {
+        let mut keys = vec![super::cache::session_key(id)];
+        let mut users: Vec<UserId> = also.to_vec();
+        match self.store().sessions.participant_ids(id).await {
+            Ok(ids) => users.extend(ids),
+            Err(e) => tracing::warn!(error = %e, "participants unknown; their session lists expire with their TTL"),
+        }
+        users.sort();
+        users.dedup();
+        keys.extend(users.into_iter().map(super::cache::list_key));
+        self.invalidate(keys).await;
     }
 
     async fn owned(&self, auth: AuthContext, id: SessionId) -> Result<ChatSession, AppError> {
         match self.access(auth, id).await? {
             (session, ParticipantRole::Owner) => Ok(session),
-            (_, ParticipantRole::Member) => {
-                Err(AppError::Forbidden("only the session's owner may do this"))
-            }
+            (_, ParticipantRole::Member) => Err(AppError::Forbidden("only the session's owner may do this")),
         }
     }
 
-    pub async fn create_session(
-        &self,
-        auth: AuthContext,
-        new: NewSession,
-    ) -> Result<ChatSession, AppError> {
+    pub async fn create_session(&self, auth: AuthContext, new: NewSession) -> Result<ChatSession, AppError> {
         let now = self.now();
         let session = ChatSession {
             id: SessionId::new_v7(),
@@ -76,32 +91,29 @@ impl App {
             deleted_at: None,
         };
         self.store().sessions.create(&session).await?;
+        self.invalidate(vec![super::cache::list_key(auth.user_id)]).await;
         Ok(session)
     }
 
-    pub async fn list_sessions(
-        &self,
-        auth: AuthContext,
-        page: PageRequest,
-    ) -> Result<Page<ChatSession>, AppError> {
-        Ok(self
-            .store()
-            .sessions
-            .list_for_user(auth.user_id, page)
-            .await?)
+    pub async fn list_sessions(&self, auth: AuthContext, page: PageRequest) -> Result<Page<ChatSession>, AppError> {
+        // Only the default first page is cached: it is what every client opens with.
+        let cacheable = page == PageRequest::first(specgen_domain::PageLimit::SESSIONS_DEFAULT);
+        if cacheable && let Some(cached) = self.cached_first_page(auth.user_id).await {
+            return Ok(cached);
+        }
+        let listed = self.store().sessions.list_for_user(auth.user_id, page).await?;
+        if cacheable {
+            self.cache_first_page(auth.user_id, &listed).await;
+        }
+        Ok(listed)
     }
 
-    pub async fn get_session(
-        &self,
-        auth: AuthContext,
-        id: SessionId,
-    ) -> Result<SessionView, AppError> {
-        let (session, _) = self.access(auth, id).await?;
+    pub async fn get_session(&self, auth: AuthContext, id: SessionId) -> Result<SessionView, AppError> {
+        // Read through to the store: the cached copy's last activity lags.
+        let (session, _) =
+            self.store().sessions.find_for_participant(id, auth.user_id).await?.ok_or(AppError::NotFound("session"))?;
         let participants = self.store().sessions.participants(id).await?;
-        Ok(SessionView {
-            session,
-            participants,
-        })
+        Ok(SessionView { session, participants })
     }
 
     pub async fn update_session(
@@ -124,25 +136,17 @@ impl App {
             session.model = model;
         }
         session.updated_at = self.now();
-        self.store()
-            .sessions
-            .update(&session)
-            .await
-            .map_err(not_found_as("session"))?;
+        self.store().sessions.update(&session).await.map_err(not_found_as("session"))?;
+        self.invalidate_session(id, &[]).await;
         let participants = self.store().sessions.participants(id).await?;
-        Ok(SessionView {
-            session,
-            participants,
-        })
+        Ok(SessionView { session, participants })
     }
 
     pub async fn delete_session(&self, auth: AuthContext, id: SessionId) -> Result<(), AppError> {
         self.owned(auth, id).await?;
-        self.store()
-            .sessions
-            .soft_delete(id, self.now())
-            .await
-            .map_err(not_found_as("session"))?;
+        let members = self.store().sessions.participant_ids(id).await?;
+        self.store().sessions.soft_delete(id, self.now()).await.map_err(not_found_as("session"))?;
+        self.invalidate_session(id, &members).await;
         Ok(())
     }
 
@@ -154,56 +158,36 @@ impl App {
         email: Email,
     ) -> Result<ParticipantView, AppError> {
         self.owned(auth, id).await?;
-        let user = self
-            .store()
-            .users
-            .find_by_email(&email)
-            .await?
-            .ok_or(AppError::NotFound("user"))?;
-        let participant = Participant {
-            session_id: id,
-            user_id: user.id,
-            role: ParticipantRole::Member,
-            joined_at: self.now(),
-        };
+        let user = self.store().users.find_by_email(&email).await?.ok_or(AppError::NotFound("user"))?;
+        let participant =
+            Participant { session_id: id, user_id: user.id, role: ParticipantRole::Member, joined_at: self.now() };
         match self.store().sessions.add_participant(&participant).await {
-            Ok(()) => Ok(ParticipantView {
-                user_id: user.id,
-                name: user.name,
-                role: participant.role,
-                joined_at: participant.joined_at,
-            }),
-            Err(RepoError::Conflict(_)) => Err(AppError::Conflict(
-                "this user is already a participant".into(),
-            )),
+            Ok(()) => {
+                self.invalidate_session(id, &[]).await;
+                Ok(ParticipantView {
+                    user_id: user.id,
+                    name: user.name,
+                    role: participant.role,
+                    joined_at: participant.joined_at,
+                })
+            }
+            Err(RepoError::Conflict(_)) => Err(AppError::Conflict("this user is already a participant".into())),
             Err(RepoError::NotFound) => Err(AppError::NotFound("session")),
             Err(e) => Err(e.into()),
         }
     }
 
     /// The owner removes a member, or a member leaves. The owner cannot leave.
-    pub async fn remove_participant(
-        &self,
-        auth: AuthContext,
-        id: SessionId,
-        user: UserId,
-    ) -> Result<(), AppError> {
+    pub async fn remove_participant(&self, auth: AuthContext, id: SessionId, user: UserId) -> Result<(), AppError> {
         let (session, role) = self.access(auth, id).await?;
         if user == session.owner_id {
-            return Err(AppError::Conflict(
-                "the owner cannot leave their own session; delete it instead".into(),
-            ));
+            return Err(AppError::Conflict("the owner cannot leave their own session; delete it instead".into()));
         }
         if role != ParticipantRole::Owner && user != auth.user_id {
-            return Err(AppError::Forbidden(
-                "only the owner may remove other participants",
-            ));
+            return Err(AppError::Forbidden("only the owner may remove other participants"));
         }
-        self.store()
-            .sessions
-            .remove_participant(id, user)
-            .await
-            .map_err(not_found_as("participant"))?;
+        self.store().sessions.remove_participant(id, user).await.map_err(not_found_as("participant"))?;
+        self.invalidate_session(id, &[user]).await;
         Ok(())
     }
 }

@@ -46,10 +46,7 @@ pub async fn register(
     let password = field("password", specgen_domain::Password::parse(&body.password))?;
     let name = field("name", specgen_domain::PersonName::parse(&body.name))?;
     let session = state.app.register(email, password, name, client.0).await?;
-    Ok(envelope::created(AuthDto {
-        user: UserDto::from(&session.user),
-        tokens: session.tokens.into(),
-    }))
+    Ok(envelope::created(AuthDto { user: UserDto::from(&session.user), tokens: session.tokens.into() }))
 }
 
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
@@ -82,20 +79,10 @@ pub async fn login(
     ValidJson(body): ValidJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = field("email", specgen_domain::Email::parse(&body.email))?;
-    let attempt = field(
-        "password",
-        specgen_domain::PasswordAttempt::parse(&body.password),
-    )?;
-    let device = opt_field(
-        "deviceId",
-        body.device_id.as_deref(),
-        specgen_domain::DeviceId::parse,
-    )?;
+    let attempt = field("password", specgen_domain::PasswordAttempt::parse(&body.password))?;
+    let device = opt_field("deviceId", body.device_id.as_deref(), specgen_domain::DeviceId::parse)?;
     let session = state.app.login(email, attempt, device, client.0).await?;
-    Ok(envelope::ok(AuthDto {
-        user: UserDto::from(&session.user),
-        tokens: session.tokens.into(),
-    }))
+    Ok(envelope::ok(AuthDto { user: UserDto::from(&session.user), tokens: session.tokens.into() }))
 }
 
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
@@ -121,9 +108,7 @@ pub async fn refresh(
     ValidJson(body): ValidJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state.app.refresh(&body.refresh_token).await?;
-    Ok(envelope::ok(TokensOnlyDto {
-        tokens: tokens.into(),
-    }))
+    Ok(envelope::ok(TokensOnlyDto { tokens: tokens.into() }))
 }
 
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
@@ -163,10 +148,7 @@ pub async fn logout(
     security(("bearer" = []))
 )]
 #[post("/logout-all")]
-pub async fn logout_all(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-) -> Result<HttpResponse, ApiError> {
+pub async fn logout_all(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResponse, ApiError> {
     state.app.logout_all(auth.0).await?;
     Ok(envelope::ok(Done { ok: true }))
 }

@@ -36,20 +36,14 @@ pub fn ensure_json_error<B: MessageBody + 'static>(
         StatusCode::BAD_REQUEST => ApiError::BadRequest("The request is malformed.".into()),
         StatusCode::UNAUTHORIZED => ApiError::Unauthenticated("Authentication is required.".into()),
         StatusCode::FORBIDDEN => ApiError::Forbidden("Not allowed.".into()),
-        StatusCode::NOT_FOUND => {
-            ApiError::NotFound(format!("No route for {}", res.request().path()))
-        }
+        StatusCode::NOT_FOUND => ApiError::NotFound(format!("No route for {}", res.request().path())),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
-            res.request()
-                .app_data::<actix_web::web::Data<crate::HttpConfig>>()
-                .map_or(0, |c| c.body_limit),
+            res.request().app_data::<actix_web::web::Data<crate::HttpConfig>>().map_or(0, |c| c.body_limit),
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
         StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable("unknown".into()),
-        status if status.is_client_error() => {
-            ApiError::BadRequest(format!("The request was refused ({status})."))
-        }
+        status if status.is_client_error() => ApiError::BadRequest(format!("The request was refused ({status}).")),
         status => ApiError::Internal(anyhow::anyhow!("unhandled error response {status}")),
     };
     let (req, original) = res.into_parts();

@@ -46,10 +46,7 @@ pub async fn live() -> HttpResponse {
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let readiness = state.app.readiness().await;
     if readiness.is_ready() {
-        return Ok(envelope::ok(Ready {
-            status: "ready",
-            checks: ReadyChecks { store: "up" },
-        }));
+        return Ok(envelope::ok(Ready { status: "ready", checks: ReadyChecks { store: "up" } }));
     }
     let mut details = Vec::new();
     if let specgen_app::CheckStatus::Down(why) = &readiness.store {

@@ -63,16 +63,10 @@ impl From<&Message> for MessageDto {
             status: m.status.as_str(),
             provider: m.provider.clone(),
             model: m.model.clone(),
-            usage: m.usage.map(|u| UsageDto {
-                input_tokens: u.input_tokens,
-                output_tokens: u.output_tokens,
-            }),
+            usage: m.usage.map(|u| UsageDto { input_tokens: u.input_tokens, output_tokens: u.output_tokens }),
             latency_ms: m.latency_ms,
             client_message_id: m.client_message_id.as_ref().map(ToString::to_string),
-            error: m.error.as_ref().map(|e| MessageErrorDto {
-                code: e.code.clone(),
-                message: e.message.clone(),
-            }),
+            error: m.error.as_ref().map(|e| MessageErrorDto { code: e.code.clone(), message: e.message.clone() }),
             created_at: rfc3339(m.created_at),
         }
     }
@@ -90,16 +84,8 @@ pub struct SentDto {
 pub fn event_json(event: &ChatEvent) -> (&'static str, serde_json::Value) {
     use serde_json::json;
     match event {
-        ChatEvent::MessageCreated(m) => {
-            ("message_created", json!({ "message": MessageDto::from(m) }))
-        }
-        ChatEvent::Chunk {
-            message_id,
-            session_id,
-            seq,
-            content,
-            at,
-        } => (
+        ChatEvent::MessageCreated(m) => ("message_created", json!({ "message": MessageDto::from(m) })),
+        ChatEvent::Chunk { message_id, session_id, seq, content, at } => (
             "message_chunk",
             json!({"messageId": message_id.to_string(), "sessionId": session_id.to_string(), "seq": seq,
                    "content": content, "isComplete": false, "timestamp": rfc3339(*at)}),
@@ -137,13 +123,8 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageQuery::from_request(&req)?.into_request(PageLimit::MESSAGES_DEFAULT)?;
-    let page = state
-        .app
-        .list_messages(auth.0, session_id(&id)?, page)
-        .await?;
-    Ok(envelope::ok(PageDto::from_page(&page, |m| {
-        MessageDto::from(m)
-    })))
+    let page = state.app.list_messages(auth.0, session_id(&id)?, page).await?;
+    Ok(envelope::ok(PageDto::from_page(&page, |m| MessageDto::from(m))))
 }
 
 fn default_true() -> bool {
@@ -194,25 +175,14 @@ pub async fn send(
     ValidJson(body): ValidJson<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let send = SendMessage {
-        content: field(
-            "content",
-            specgen_domain::MessageContent::parse(&body.content),
-        )?,
+        content: field("content", specgen_domain::MessageContent::parse(&body.content))?,
         client_message_id: opt_field(
             "clientMessageId",
             body.client_message_id.as_deref(),
             specgen_domain::ClientMessageId::parse,
         )?,
-        provider: opt_field(
-            "provider",
-            body.provider.as_deref(),
-            specgen_domain::ProviderName::parse,
-        )?,
-        model: opt_field(
-            "model",
-            body.model.as_deref(),
-            specgen_domain::ModelName::parse,
-        )?,
+        provider: opt_field("provider", body.provider.as_deref(), specgen_domain::ProviderName::parse)?,
+        model: opt_field("model", body.model.as_deref(), specgen_domain::ModelName::parse)?,
         ai_reply: body.ai_reply,
     };
     let wants_sse = req
@@ -220,44 +190,25 @@ pub async fn send(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    match state
-        .app
-        .send_message(auth.0, session_id(&id)?, send)
-        .await?
-    {
-        SendOutcome::Replayed {
-            user_message,
-            ai_message,
-        } => Ok(envelope::ok(SentDto {
+    match state.app.send_message(auth.0, session_id(&id)?, send).await? {
+        SendOutcome::Replayed { user_message, ai_message } => Ok(envelope::ok(SentDto {
             user_message: MessageDto::from(&user_message),
             ai_message: ai_message.as_ref().map(MessageDto::from),
         })),
-        SendOutcome::Created {
-            user_message,
-            events,
-        } if wants_sse => Ok(sse(user_message, events, body.ai_reply)),
-        SendOutcome::Created {
-            user_message,
-            mut events,
-        } => {
+        SendOutcome::Created { user_message, events } if wants_sse => Ok(sse(user_message, events, body.ai_reply)),
+        SendOutcome::Created { user_message, mut events } => {
             let mut ai_message = None;
             if body.ai_reply {
                 while let Some(event) = events.recv().await {
                     if event.is_final() {
-                        if let ChatEvent::Complete(m)
-                        | ChatEvent::Failed(m)
-                        | ChatEvent::Cancelled(m) = event
-                        {
+                        if let ChatEvent::Complete(m) | ChatEvent::Failed(m) | ChatEvent::Cancelled(m) = event {
                             ai_message = Some(MessageDto::from(&m));
                         }
                         break;
                     }
                 }
             }
-            Ok(envelope::created(SentDto {
-                user_message: MessageDto::from(&user_message),
-                ai_message,
-            }))
+            Ok(envelope::created(SentDto { user_message: MessageDto::from(&user_message), ai_message }))
         }
     }
 }
@@ -277,10 +228,7 @@ fn sse(
         let last = event.is_final() || (!ai_reply && matches!(event, ChatEvent::MessageCreated(_)));
         let (name, data) = event_json(&event);
         let frame = format!("event: {name}\ndata: {data}\n\n");
-        Some((
-            Ok::<_, actix_web::Error>(web::Bytes::from(frame)),
-            (events, last),
-        ))
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(frame)), (events, last)))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -307,13 +255,8 @@ pub async fn cancel(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, message) = path.into_inner();
-    let message: MessageId = message
-        .parse()
-        .map_err(|_| ApiError::not_found("message"))?;
-    state
-        .app
-        .cancel_reply(auth.0, session_id(&id)?, message)
-        .await?;
+    let message: MessageId = message.parse().map_err(|_| ApiError::not_found("message"))?;
+    state.app.cancel_reply(auth.0, session_id(&id)?, message).await?;
     Ok(envelope::ok(Done { ok: true }))
 }
 

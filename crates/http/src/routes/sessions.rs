@@ -93,10 +93,7 @@ pub struct PageDto<T> {
 
 impl<T> PageDto<T> {
     pub fn from_page<U>(page: &Page<U>, map: impl Fn(&U) -> T) -> Self {
-        Self {
-            items: page.items.iter().map(map).collect(),
-            next_cursor: page.next_cursor.map(|c| c.encode()),
-        }
+        Self { items: page.items.iter().map(map).collect(), next_cursor: page.next_cursor.map(|c| c.encode()) }
     }
 }
 
@@ -119,18 +116,11 @@ impl PageQuery {
 
     pub fn into_request(self, default_limit: PageLimit) -> Result<PageRequest, ApiError> {
         let mut errors = Vec::new();
-        let limit = match self
-            .limit
-            .as_deref()
-            .map(|l| l.parse::<i64>().ok().and_then(|n| PageLimit::new(n).ok()))
-        {
+        let limit = match self.limit.as_deref().map(|l| l.parse::<i64>().ok().and_then(|n| PageLimit::new(n).ok())) {
             None => Some(default_limit),
             Some(Some(limit)) => Some(limit),
             Some(None) => {
-                errors.push(crate::error::FieldError::new(
-                    "limit",
-                    "must be an integer between 1 and 100",
-                ));
+                errors.push(crate::error::FieldError::new("limit", "must be an integer between 1 and 100"));
                 None
             }
         };
@@ -139,10 +129,7 @@ impl PageQuery {
             Some(raw) => match Cursor::decode(raw) {
                 Some(c) => Some(c),
                 None => {
-                    errors.push(crate::error::FieldError::new(
-                        "cursor",
-                        "is not a cursor this server issued",
-                    ));
+                    errors.push(crate::error::FieldError::new("cursor", "is not a cursor this server issued"));
                     None
                 }
             },
@@ -200,26 +187,10 @@ pub async fn create(
     ValidJson(body): ValidJson<CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewSession {
-        title: opt_field(
-            "title",
-            body.title.as_deref(),
-            specgen_domain::SessionTitle::parse,
-        )?,
-        system_prompt: opt_field(
-            "systemPrompt",
-            body.system_prompt.as_deref(),
-            specgen_domain::SystemPrompt::parse,
-        )?,
-        provider: opt_field(
-            "provider",
-            body.provider.as_deref(),
-            specgen_domain::ProviderName::parse,
-        )?,
-        model: opt_field(
-            "model",
-            body.model.as_deref(),
-            specgen_domain::ModelName::parse,
-        )?,
+        title: opt_field("title", body.title.as_deref(), specgen_domain::SessionTitle::parse)?,
+        system_prompt: opt_field("systemPrompt", body.system_prompt.as_deref(), specgen_domain::SystemPrompt::parse)?,
+        provider: opt_field("provider", body.provider.as_deref(), specgen_domain::ProviderName::parse)?,
+        model: opt_field("model", body.model.as_deref(), specgen_domain::ModelName::parse)?,
     };
     let session = state.app.create_session(auth.0, new).await?;
     Ok(envelope::created(SessionDto::from(&session)))
@@ -233,16 +204,10 @@ pub async fn create(
     security(("bearer" = []))
 )]
 #[get("/sessions")]
-pub async fn list(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, auth: AuthUser, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let page = PageQuery::from_request(&req)?.into_request(PageLimit::SESSIONS_DEFAULT)?;
     let page = state.app.list_sessions(auth.0, page).await?;
-    Ok(envelope::ok(PageDto::from_page(&page, |s| {
-        SessionDto::from(s)
-    })))
+    Ok(envelope::ok(PageDto::from_page(&page, |s| SessionDto::from(s))))
 }
 
 /// One session with its participants.
@@ -253,11 +218,7 @@ pub async fn list(
     security(("bearer" = []))
 )]
 #[get("/sessions/{id}")]
-pub async fn get(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<AppState>, auth: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let view = state.app.get_session(auth.0, session_id(&id)?).await?;
     Ok(envelope::ok(SessionDetailDto::from(&view)))
 }
@@ -289,9 +250,7 @@ fn opt_opt<T>(
     value: Option<Option<String>>,
     parse: impl Fn(&str) -> Result<T, specgen_domain::InvalidInput>,
 ) -> Result<Option<Option<T>>, ApiError> {
-    value
-        .map(|inner| opt_field(name, inner.as_deref(), &parse))
-        .transpose()
+    value.map(|inner| opt_field(name, inner.as_deref(), &parse)).transpose()
 }
 
 /// Changes a session (owner only).
@@ -316,21 +275,9 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&id)?;
     let patch = SessionPatch {
-        title: opt_field(
-            "title",
-            body.title.as_deref(),
-            specgen_domain::SessionTitle::parse,
-        )?,
-        system_prompt: opt_opt(
-            "systemPrompt",
-            body.system_prompt,
-            specgen_domain::SystemPrompt::parse,
-        )?,
-        provider: opt_opt(
-            "provider",
-            body.provider,
-            specgen_domain::ProviderName::parse,
-        )?,
+        title: opt_field("title", body.title.as_deref(), specgen_domain::SessionTitle::parse)?,
+        system_prompt: opt_opt("systemPrompt", body.system_prompt, specgen_domain::SystemPrompt::parse)?,
+        provider: opt_opt("provider", body.provider, specgen_domain::ProviderName::parse)?,
         model: opt_opt("model", body.model, specgen_domain::ModelName::parse)?,
     };
     let view = state.app.update_session(auth.0, id, patch).await?;
@@ -380,10 +327,7 @@ pub async fn add_participant(
     ValidJson(body): ValidJson<AddParticipantRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = field("email", specgen_domain::Email::parse(&body.email))?;
-    let participant = state
-        .app
-        .add_participant(auth.0, session_id(&id)?, email)
-        .await?;
+    let participant = state.app.add_participant(auth.0, session_id(&id)?, email).await?;
     Ok(envelope::created(ParticipantDto::from(&participant)))
 }
 
@@ -406,12 +350,7 @@ pub async fn remove_participant(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, user) = path.into_inner();
-    let user: UserId = user
-        .parse()
-        .map_err(|_| ApiError::not_found("participant"))?;
-    state
-        .app
-        .remove_participant(auth.0, session_id(&id)?, user)
-        .await?;
+    let user: UserId = user.parse().map_err(|_| ApiError::not_found("participant"))?;
+    state.app.remove_participant(auth.0, session_id(&id)?, user).await?;
     Ok(envelope::ok(Done { ok: true }))
 }

@@ -67,17 +67,9 @@ pub async fn update_profile(
     ValidJson(body): ValidJson<ProfilePatchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let patch = specgen_app::ProfilePatch {
-        display_name: opt_field(
-            "displayName",
-            body.display_name.as_deref(),
-            specgen_domain::PersonName::parse,
-        )?,
+        display_name: opt_field("displayName", body.display_name.as_deref(), specgen_domain::PersonName::parse)?,
         bio: opt_field("bio", body.bio.as_deref(), specgen_domain::Bio::parse)?,
-        timezone: opt_field(
-            "timezone",
-            body.timezone.as_deref(),
-            specgen_domain::Timezone::parse,
-        )?,
+        timezone: opt_field("timezone", body.timezone.as_deref(), specgen_domain::Timezone::parse)?,
         preferences: body
             .preferences
             .map(|v| field("preferences", specgen_domain::Preferences::parse(v)))
@@ -114,14 +106,8 @@ pub async fn change_password(
     auth: AuthUser,
     ValidJson(body): ValidJson<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let current = field(
-        "currentPassword",
-        specgen_domain::PasswordAttempt::parse(&body.current_password),
-    )?;
-    let new = field(
-        "newPassword",
-        specgen_domain::Password::parse(&body.new_password),
-    )?;
+    let current = field("currentPassword", specgen_domain::PasswordAttempt::parse(&body.current_password))?;
+    let new = field("newPassword", specgen_domain::Password::parse(&body.new_password))?;
     state.app.change_password(auth.0, current, new).await?;
     Ok(envelope::ok(Done { ok: true }))
 }
@@ -148,10 +134,7 @@ pub async fn delete_me(
     auth: AuthUser,
     ValidJson(body): ValidJson<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let password = field(
-        "password",
-        specgen_domain::PasswordAttempt::parse(&body.password),
-    )?;
+    let password = field("password", specgen_domain::PasswordAttempt::parse(&body.password))?;
     state.app.delete_account(auth.0, password).await?;
     Ok(envelope::ok(Done { ok: true }))
 }

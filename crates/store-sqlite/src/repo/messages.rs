@@ -2,9 +2,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use time::OffsetDateTime;
 
-use specgen_domain::{
-    ClientMessageId, Cursor, Message, MessageError, MessageId, MessageStatus, SessionId,
-};
+use specgen_domain::{ClientMessageId, Cursor, Message, MessageError, MessageId, MessageStatus, SessionId};
 use specgen_ports::{Direction, MessageRepository, Page, PageRequest, RepoError};
 
 use super::{SqliteRepos, uuid_text};
@@ -35,18 +33,13 @@ impl MessageRepository for SqliteRepos {
                 let Some(last) = last else {
                     return Err(StoreError::NotFound);
                 };
-                diesel::insert_into(messages::table)
-                    .values(&row)
-                    .execute(c)?;
+                diesel::insert_into(messages::table).values(&row).execute(c)?;
                 // Never move activity backwards: concurrent senders may commit
                 // out of creation order. Activity is the last message from now on.
                 let latest = last.map_or(row.created_at, |last| last.max(row.created_at));
                 diesel::update(chat_sessions::table)
                     .filter(chat_sessions::id.eq(&row.session_id))
-                    .set((
-                        chat_sessions::last_message_at.eq(latest),
-                        chat_sessions::last_activity_at.eq(latest),
-                    ))
+                    .set((chat_sessions::last_message_at.eq(latest), chat_sessions::last_activity_at.eq(latest)))
                     .execute(c)?;
                 Ok(())
             })
@@ -100,47 +93,38 @@ impl MessageRepository for SqliteRepos {
         let Some((asked, reply)) = found else {
             return Ok(None);
         };
-        Ok(Some((
-            Message::try_from(asked)?,
-            reply.map(Message::try_from).transpose()?,
-        )))
+        Ok(Some((Message::try_from(asked)?, reply.map(Message::try_from).transpose()?)))
     }
 
-    async fn page(
-        &self,
-        session: SessionId,
-        page: PageRequest,
-    ) -> Result<Page<Message>, RepoError> {
+    async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError> {
         let session = session.to_string();
         let fetch = i64::try_from(page.limit.get() + 1).unwrap_or(i64::MAX);
-        let rows =
-            self.db
-                .run(move |c| {
-                    use messages::{created_at, id};
-                    let mut query = messages::table
-                        .filter(messages::session_id.eq(session))
-                        .select(MessageRow::as_select())
-                        .limit(fetch)
-                        .into_boxed();
-                    // Keyset pagination on (created_at, id), strictly past the
-                    // cursor, read in the direction's order. The leading `<=` /
-                    // `>=` lets the index bound the scan; the rest breaks ties.
-                    if let Some(cursor) = page.cursor {
-                        let (at, cid) = (micros(cursor.at), uuid_text(cursor.id));
-                        query = match page.direction {
-                            Direction::Older => query
-                                .filter(created_at.le(at).and(created_at.lt(at).or(id.lt(cid)))),
-                            Direction::Newer => query
-                                .filter(created_at.ge(at).and(created_at.gt(at).or(id.gt(cid)))),
-                        };
-                    }
+        let rows = self
+            .db
+            .run(move |c| {
+                use messages::{created_at, id};
+                let mut query = messages::table
+                    .filter(messages::session_id.eq(session))
+                    .select(MessageRow::as_select())
+                    .limit(fetch)
+                    .into_boxed();
+                // Keyset pagination on (created_at, id), strictly past the
+                // cursor, read in the direction's order. The leading `<=` /
+                // `>=` lets the index bound the scan; the rest breaks ties.
+                if let Some(cursor) = page.cursor {
+                    let (at, cid) = (micros(cursor.at), uuid_text(cursor.id));
                     query = match page.direction {
-                        Direction::Older => query.order((created_at.desc(), id.desc())),
-                        Direction::Newer => query.order((created_at.asc(), id.asc())),
+                        Direction::Older => query.filter(created_at.le(at).and(created_at.lt(at).or(id.lt(cid)))),
+                        Direction::Newer => query.filter(created_at.ge(at).and(created_at.gt(at).or(id.gt(cid)))),
                     };
-                    Ok(query.load::<MessageRow>(c)?)
-                })
-                .await?;
+                }
+                query = match page.direction {
+                    Direction::Older => query.order((created_at.desc(), id.desc())),
+                    Direction::Newer => query.order((created_at.asc(), id.asc())),
+                };
+                Ok(query.load::<MessageRow>(c)?)
+            })
+            .await?;
         let mut built = Page::from_overfetch(decode(rows)?, page.limit, cursor_of);
         // The cursor was taken in reading order; items are shown oldest first.
         if page.direction == Direction::Older {
@@ -169,21 +153,13 @@ impl MessageRepository for SqliteRepos {
                         messages::updated_at.eq(row.updated_at),
                     ))
                     .execute(c)?;
-                if changed == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
-                }
+                if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             })
             .await?;
         Ok(())
     }
 
-    async fn fail_streaming(
-        &self,
-        error: &MessageError,
-        at: OffsetDateTime,
-    ) -> Result<u64, RepoError> {
+    async fn fail_streaming(&self, error: &MessageError, at: OffsetDateTime) -> Result<u64, RepoError> {
         let (code, text, at) = (error.code.clone(), error.message.clone(), micros(at));
         let changed = self
             .db

@@ -19,9 +19,7 @@ pub(crate) struct SqliteRepos {
 #[async_trait]
 impl StoreHealth for SqliteRepos {
     async fn ping(&self) -> Result<(), RepoError> {
-        self.db
-            .run(|c| Ok(diesel::sql_query("SELECT 1").execute(c)?))
-            .await?;
+        self.db.run(|c| Ok(diesel::sql_query("SELECT 1").execute(c)?)).await?;
         Ok(())
     }
 }

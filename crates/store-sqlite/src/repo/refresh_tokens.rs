@@ -16,9 +16,7 @@ impl RefreshTokenRepository for SqliteRepos {
         let row = RefreshTokenRow::from(token);
         self.db
             .run(move |c| {
-                diesel::insert_into(refresh_tokens::table)
-                    .values(&row)
-                    .execute(c)?;
+                diesel::insert_into(refresh_tokens::table).values(&row).execute(c)?;
                 Ok(())
             })
             .await?;
@@ -40,17 +38,8 @@ impl RefreshTokenRepository for SqliteRepos {
         Ok(row.map(RefreshToken::try_from).transpose()?)
     }
 
-    async fn rotate(
-        &self,
-        old: RefreshTokenId,
-        spent_at: OffsetDateTime,
-        new: &RefreshToken,
-    ) -> Result<(), RepoError> {
-        let (old, spent_at, new) = (
-            old.to_string(),
-            micros(spent_at),
-            RefreshTokenRow::from(new),
-        );
+    async fn rotate(&self, old: RefreshTokenId, spent_at: OffsetDateTime, new: &RefreshToken) -> Result<(), RepoError> {
+        let (old, spent_at, new) = (old.to_string(), micros(spent_at), RefreshTokenRow::from(new));
         self.db
             .write(move |c| {
                 // Compare-and-set: of concurrent rotations only one sees the
@@ -66,20 +55,14 @@ impl RefreshTokenRepository for SqliteRepos {
                         "refresh token {old} is unknown, already spent or revoked"
                     )));
                 }
-                diesel::insert_into(refresh_tokens::table)
-                    .values(&new)
-                    .execute(c)?;
+                diesel::insert_into(refresh_tokens::table).values(&new).execute(c)?;
                 Ok(())
             })
             .await?;
         Ok(())
     }
 
-    async fn family_is_live(
-        &self,
-        family: FamilyId,
-        now: OffsetDateTime,
-    ) -> Result<bool, RepoError> {
+    async fn family_is_live(&self, family: FamilyId, now: OffsetDateTime) -> Result<bool, RepoError> {
         let (family, now) = (family.to_string(), micros(now));
         let live = self
             .db

@@ -2,9 +2,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use time::OffsetDateTime;
 
-use specgen_domain::{
-    ChatSession, Cursor, Participant, ParticipantRole, ParticipantView, SessionId, UserId, trusted,
-};
+use specgen_domain::{ChatSession, Cursor, Participant, ParticipantRole, ParticipantView, SessionId, UserId, trusted};
 use specgen_ports::{Direction, Page, PageRequest, RepoError, SessionRepository};
 
 use super::{SqliteRepos, uuid_text};
@@ -28,12 +26,8 @@ impl SessionRepository for SqliteRepos {
         };
         self.db
             .write(move |c| {
-                diesel::insert_into(chat_sessions::table)
-                    .values(&row)
-                    .execute(c)?;
-                diesel::insert_into(session_participants::table)
-                    .values(&owner)
-                    .execute(c)?;
+                diesel::insert_into(chat_sessions::table).values(&row).execute(c)?;
+                diesel::insert_into(session_participants::table).values(&owner).execute(c)?;
                 Ok(())
             })
             .await?;
@@ -60,17 +54,11 @@ impl SessionRepository for SqliteRepos {
             })
             .await?;
         Ok(found
-            .map(|(row, role)| {
-                Ok::<_, StoreError>((ChatSession::try_from(row)?, participant_role(&role)?))
-            })
+            .map(|(row, role)| Ok::<_, StoreError>((ChatSession::try_from(row)?, participant_role(&role)?)))
             .transpose()?)
     }
 
-    async fn list_for_user(
-        &self,
-        user: UserId,
-        page: PageRequest,
-    ) -> Result<Page<ChatSession>, RepoError> {
+    async fn list_for_user(&self, user: UserId, page: PageRequest) -> Result<Page<ChatSession>, RepoError> {
         let user = user.to_string();
         let fetch = i64::try_from(page.limit.get() + 1).unwrap_or(i64::MAX);
         let rows = self
@@ -90,16 +78,12 @@ impl SessionRepository for SqliteRepos {
                 if let Some(cursor) = page.cursor {
                     let (at, cid) = (micros(cursor.at), uuid_text(cursor.id));
                     query = match page.direction {
-                        Direction::Older => query.filter(
-                            last_activity_at
-                                .le(at)
-                                .and(last_activity_at.lt(at).or(id.lt(cid))),
-                        ),
-                        Direction::Newer => query.filter(
-                            last_activity_at
-                                .ge(at)
-                                .and(last_activity_at.gt(at).or(id.gt(cid))),
-                        ),
+                        Direction::Older => {
+                            query.filter(last_activity_at.le(at).and(last_activity_at.lt(at).or(id.lt(cid))))
+                        }
+                        Direction::Newer => {
+                            query.filter(last_activity_at.ge(at).and(last_activity_at.gt(at).or(id.gt(cid))))
+                        }
                     };
                 }
                 query = match page.direction {
@@ -109,10 +93,7 @@ impl SessionRepository for SqliteRepos {
                 Ok(query.load::<SessionRow>(c)?)
             })
             .await?;
-        let sessions = rows
-            .into_iter()
-            .map(ChatSession::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let sessions = rows.into_iter().map(ChatSession::try_from).collect::<Result<Vec<_>, _>>()?;
         // Items stay in reading order: most recent first for `Older`.
         Ok(Page::from_overfetch(sessions, page.limit, cursor_of))
     }
@@ -132,11 +113,7 @@ impl SessionRepository for SqliteRepos {
                         chat_sessions::updated_at.eq(row.updated_at),
                     ))
                     .execute(c)?;
-                if changed == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
-                }
+                if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             })
             .await?;
         Ok(())
@@ -151,11 +128,7 @@ impl SessionRepository for SqliteRepos {
                     .filter(chat_sessions::deleted_at.is_null())
                     .set(chat_sessions::deleted_at.eq(at))
                     .execute(c)?;
-                if changed == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
-                }
+                if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             })
             .await?;
         Ok(())
@@ -179,18 +152,14 @@ impl SessionRepository for SqliteRepos {
                 ))
                 .get_result(c)?;
                 let user_live: bool = diesel::select(diesel::dsl::exists(
-                    users::table
-                        .filter(users::id.eq(&row.user_id))
-                        .filter(users::deleted_at.is_null()),
+                    users::table.filter(users::id.eq(&row.user_id)).filter(users::deleted_at.is_null()),
                 ))
                 .get_result(c)?;
                 if !(session_live && user_live) {
                     return Err(StoreError::NotFound);
                 }
                 // The primary key raises the Conflict for a second join.
-                diesel::insert_into(session_participants::table)
-                    .values(&row)
-                    .execute(c)?;
+                diesel::insert_into(session_participants::table).values(&row).execute(c)?;
                 Ok(())
             })
             .await?;
@@ -205,11 +174,7 @@ impl SessionRepository for SqliteRepos {
                     .filter(session_participants::session_id.eq(id))
                     .filter(session_participants::user_id.eq(user))
                     .execute(c)?;
-                if removed == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
-                }
+                if removed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             })
             .await?;
         Ok(())
@@ -232,10 +197,7 @@ impl SessionRepository for SqliteRepos {
 
     async fn participant_ids(&self, id: SessionId) -> Result<Vec<UserId>, RepoError> {
         let rows = self.db.run(move |c| load_participants(c, id)).await?;
-        rows.iter()
-            .map(|(row, _)| id_of(&row.user_id))
-            .collect::<Result<_, StoreError>>()
-            .map_err(RepoError::from)
+        rows.iter().map(|(row, _)| id_of(&row.user_id)).collect::<Result<_, StoreError>>().map_err(RepoError::from)
     }
 }
 
@@ -253,9 +215,7 @@ fn load_participants(
         .inner_join(users::table)
         .filter(session_participants::session_id.eq(session.to_string()))
         .order((
-            session_participants::role
-                .eq(ParticipantRole::Owner.as_str())
-                .desc(),
+            session_participants::role.eq(ParticipantRole::Owner.as_str()).desc(),
             session_participants::joined_at.asc(),
             session_participants::user_id.asc(),
         ))

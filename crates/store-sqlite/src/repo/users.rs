@@ -18,9 +18,7 @@ impl UserRepository for SqliteRepos {
             .write(move |c| {
                 // The partial unique index on live emails raises the Conflict.
                 diesel::insert_into(users::table).values(&user).execute(c)?;
-                diesel::insert_into(profiles::table)
-                    .values(&profile)
-                    .execute(c)?;
+                diesel::insert_into(profiles::table).values(&profile).execute(c)?;
                 Ok(())
             })
             .await?;
@@ -85,15 +83,9 @@ impl UserRepository for SqliteRepos {
                     .filter(users::id.eq(row.user_id.clone()))
                     .filter(users::deleted_at.is_null())
                     .select(users::id);
-                let changed = diesel::update(profiles::table)
-                    .filter(profiles::user_id.eq_any(live))
-                    .set(&row)
-                    .execute(c)?;
-                if changed == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
-                }
+                let changed =
+                    diesel::update(profiles::table).filter(profiles::user_id.eq_any(live)).set(&row).execute(c)?;
+                if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             })
             .await?;
         Ok(())
@@ -105,36 +97,21 @@ impl UserRepository for SqliteRepos {
         hash: &PasswordHash,
         tokens_valid_after: OffsetDateTime,
     ) -> Result<(), RepoError> {
-        let (id, hash, after) = (
-            id.to_string(),
-            hash.as_str().to_owned(),
-            micros(tokens_valid_after),
-        );
+        let (id, hash, after) = (id.to_string(), hash.as_str().to_owned(), micros(tokens_valid_after));
         self.db
             .run(move |c| {
                 let changed = diesel::update(users::table)
                     .filter(users::id.eq(id))
                     .filter(users::deleted_at.is_null())
-                    .set((
-                        users::password_hash.eq(hash),
-                        users::tokens_valid_after.eq(after),
-                    ))
+                    .set((users::password_hash.eq(hash), users::tokens_valid_after.eq(after)))
                     .execute(c)?;
-                if changed == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
-                }
+                if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             })
             .await?;
         Ok(())
     }
 
-    async fn set_tokens_valid_after(
-        &self,
-        id: UserId,
-        at: OffsetDateTime,
-    ) -> Result<(), RepoError> {
+    async fn set_tokens_valid_after(&self, id: UserId, at: OffsetDateTime) -> Result<(), RepoError> {
         let (id, at) = (id.to_string(), micros(at));
         self.db
             .run(move |c| {
@@ -143,11 +120,7 @@ impl UserRepository for SqliteRepos {
                     .filter(users::deleted_at.is_null())
                     .set(users::tokens_valid_after.eq(at))
                     .execute(c)?;
-                if changed == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
-                }
+                if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             })
             .await?;
         Ok(())

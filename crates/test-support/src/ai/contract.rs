@@ -10,9 +10,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use specgen_ports::{AiProvider, ProviderError, ReplyStream, StreamEvent, TokenUsage};
 
-use super::{
-    FAKE_API_KEY, FAKE_USAGE, FakeBehaviour, FakeUpstream, FakeWire, sample_chunks, sample_request,
-};
+use super::{FAKE_API_KEY, FAKE_USAGE, FakeBehaviour, FakeUpstream, FakeWire, sample_chunks, sample_request};
 
 /// Builds the adapter under test pointed at `base_url`, configured with
 /// [`FAKE_API_KEY`].
@@ -77,10 +75,7 @@ async fn collect(mut stream: ReplyStream) -> Vec<Item> {
 }
 
 fn all_ok(items: Vec<Item>) -> Vec<StreamEvent> {
-    items
-        .into_iter()
-        .map(|item| item.unwrap_or_else(|e| panic!("unexpected stream error: {e:?}")))
-        .collect()
+    items.into_iter().map(|item| item.unwrap_or_else(|e| panic!("unexpected stream error: {e:?}"))).collect()
 }
 
 fn deltas(items: &[Item]) -> Vec<String> {
@@ -95,9 +90,7 @@ fn deltas(items: &[Item]) -> Vec<String> {
 
 fn assert_no_done(items: &[Item]) {
     assert!(
-        !items
-            .iter()
-            .any(|item| matches!(item, Ok(StreamEvent::Done { .. }))),
+        !items.iter().any(|item| matches!(item, Ok(StreamEvent::Done { .. }))),
         "a failed stream must never report Done: {items:?}"
     );
 }
@@ -115,9 +108,7 @@ async fn expect_status(provider: &Arc<dyn AiProvider>) -> (u16, String, Provider
     match provider.stream(sample_request()).await {
         Ok(_) => panic!("expected an error status before any event, got a stream"),
         Err(error) => match &error {
-            ProviderError::Status {
-                status, message, ..
-            } => (*status, message.clone(), error),
+            ProviderError::Status { status, message, .. } => (*status, message.clone(), error),
             other => panic!("expected ProviderError::Status, got {other:?}"),
         },
     }
@@ -127,10 +118,7 @@ pub async fn success_streams_deltas_then_usage_then_done(make: MakeProvider, wir
     let chunks = sample_chunks();
     let fake = FakeUpstream::start(
         wire,
-        FakeBehaviour::Success {
-            chunks: chunks.clone(),
-            chunk_delay: Duration::from_millis(5),
-        },
+        FakeBehaviour::Success { chunks: chunks.clone(), chunk_delay: Duration::from_millis(5) },
     )
     .await;
     let provider = make(fake.base_url());
@@ -146,14 +134,9 @@ pub async fn success_streams_deltas_then_usage_then_done(make: MakeProvider, wir
     assert_eq!(texts, chunks, "every delta, in order, none merged or empty");
     assert_eq!(texts.concat(), chunks.concat());
 
-    let done = StreamEvent::Done {
-        finish_reason: Some(wire.finish_reason().to_owned()),
-    };
+    let done = StreamEvent::Done { finish_reason: Some(wire.finish_reason().to_owned()) };
     assert_eq!(events.last(), Some(&done), "ends with Done: {events:?}");
-    let dones = events
-        .iter()
-        .filter(|e| matches!(e, StreamEvent::Done { .. }))
-        .count();
+    let dones = events.iter().filter(|e| matches!(e, StreamEvent::Done { .. })).count();
     assert_eq!(dones, 1, "exactly one Done: {events:?}");
     assert!(
         matches!(events[events.len() - 2], StreamEvent::Usage(_)),
@@ -162,17 +145,11 @@ pub async fn success_streams_deltas_then_usage_then_done(make: MakeProvider, wir
 }
 
 pub async fn usage_numbers_come_through(make: MakeProvider, wire: FakeWire) {
-    let usage = TokenUsage {
-        input_tokens: 1234,
-        output_tokens: 567,
-    };
+    let usage = TokenUsage { input_tokens: 1234, output_tokens: 567 };
     assert_ne!(usage, FAKE_USAGE);
     let fake = FakeUpstream::start_with_usage(
         wire,
-        FakeBehaviour::Success {
-            chunks: sample_chunks(),
-            chunk_delay: Duration::ZERO,
-        },
+        FakeBehaviour::Success { chunks: sample_chunks(), chunk_delay: Duration::ZERO },
         usage,
     )
     .await;
@@ -190,20 +167,14 @@ pub async fn usage_numbers_come_through(make: MakeProvider, wire: FakeWire) {
         usages.iter().all(|u| u.input_tokens == usage.input_tokens),
         "input tokens as reported from the first usage on: {usages:?}"
     );
-    assert!(
-        usages.windows(2).all(|w| w[0] != w[1]),
-        "usage is emitted when it changes, not repeated: {usages:?}"
-    );
+    assert!(usages.windows(2).all(|w| w[0] != w[1]), "usage is emitted when it changes, not repeated: {usages:?}");
 }
 
 /// A message's `content` as text, whether sent as a string or as text blocks.
 fn content_text(content: &Value) -> String {
     match content {
         Value::String(text) => text.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter_map(|b| b["text"].as_str())
-            .collect::<String>(),
+        Value::Array(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect::<String>(),
         other => panic!("unexpected content shape: {other}"),
     }
 }
@@ -213,24 +184,14 @@ fn roles_and_texts(messages: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap_or_else(|| panic!("messages must be an array: {messages}"))
         .iter()
-        .map(|m| {
-            (
-                m["role"].as_str().unwrap_or_default().to_owned(),
-                content_text(&m["content"]),
-            )
-        })
+        .map(|m| (m["role"].as_str().unwrap_or_default().to_owned(), content_text(&m["content"])))
         .collect()
 }
 
 pub async fn request_is_well_formed(make: MakeProvider, wire: FakeWire) {
-    let fake = FakeUpstream::start(
-        wire,
-        FakeBehaviour::Success {
-            chunks: sample_chunks(),
-            chunk_delay: Duration::ZERO,
-        },
-    )
-    .await;
+    let fake =
+        FakeUpstream::start(wire, FakeBehaviour::Success { chunks: sample_chunks(), chunk_delay: Duration::ZERO })
+            .await;
     let provider = make(fake.base_url());
     all_ok(collect(open(&provider).await).await);
 
@@ -241,9 +202,7 @@ pub async fn request_is_well_formed(make: MakeProvider, wire: FakeWire) {
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, wire.completion_path());
     assert!(
-        request
-            .header("content-type")
-            .is_some_and(|v| v.starts_with("application/json")),
+        request.header("content-type").is_some_and(|v| v.starts_with("application/json")),
         "JSON body: {:?}",
         request.headers
     );
@@ -277,9 +236,7 @@ pub async fn request_is_well_formed(make: MakeProvider, wire: FakeWire) {
             assert_eq!(request.header("authorization"), Some(bearer.as_str()));
             assert_eq!(request.header("x-api-key"), None);
             assert_eq!(body["stream_options"]["include_usage"], json!(true));
-            let cap = body
-                .get("max_completion_tokens")
-                .or_else(|| body.get("max_tokens"));
+            let cap = body.get("max_completion_tokens").or_else(|| body.get("max_tokens"));
             assert_eq!(cap, Some(&json!(sample.max_output_tokens)));
             let mut expected = vec![("system".to_owned(), system)];
             expected.extend(turns);
@@ -292,22 +249,12 @@ pub async fn streams_incrementally(make: MakeProvider, wire: FakeWire) {
     let delay = Duration::from_millis(150);
     let chunks = sample_chunks();
     let spread = delay * (chunks.len() as u32 - 1);
-    let fake = FakeUpstream::start(
-        wire,
-        FakeBehaviour::Success {
-            chunks,
-            chunk_delay: delay,
-        },
-    )
-    .await;
+    let fake = FakeUpstream::start(wire, FakeBehaviour::Success { chunks, chunk_delay: delay }).await;
     let provider = make(fake.base_url());
     let mut stream = open(&provider).await;
     let mut first_delta = None;
     let mut done = None;
-    while let Some(item) = tokio::time::timeout(ITEM_WAIT, stream.next())
-        .await
-        .expect("stream stalled")
-    {
+    while let Some(item) = tokio::time::timeout(ITEM_WAIT, stream.next()).await.expect("stream stalled") {
         match item.expect("no error") {
             StreamEvent::Delta(_) if first_delta.is_none() => first_delta = Some(Instant::now()),
             StreamEvent::Done { .. } => done = Some(Instant::now()),
@@ -317,11 +264,7 @@ pub async fn streams_incrementally(make: MakeProvider, wire: FakeWire) {
     let (first, done) = (first_delta.expect("a delta"), done.expect("Done"));
     // The fake spaces its deltas `spread` apart in total: a buffering adapter
     // would hand them all over at the end.
-    assert!(
-        done - first >= spread / 2,
-        "first delta only {:?} before Done; expected about {spread:?}",
-        done - first
-    );
+    assert!(done - first >= spread / 2, "first delta only {:?} before Done; expected about {spread:?}", done - first);
 }
 
 pub async fn server_error_is_status_before_any_event(make: MakeProvider, wire: FakeWire) {
@@ -338,16 +281,9 @@ pub async fn server_error_is_status_before_any_event(make: MakeProvider, wire: F
     let (status, message, error) = expect_status(&provider).await;
     assert_eq!(status, 500);
     assert_eq!(error.retry_after(), None);
-    assert!(
-        message.contains("fake internal error"),
-        "message from the body: {message}"
-    );
+    assert!(message.contains("fake internal error"), "message from the body: {message}");
     assert!(error.is_transient());
-    assert_eq!(
-        fake.requests().len(),
-        1,
-        "the adapter itself must not retry"
-    );
+    assert_eq!(fake.requests().len(), 1, "the adapter itself must not retry");
 }
 
 pub async fn rate_limit_carries_retry_after(make: MakeProvider, wire: FakeWire) {
@@ -367,11 +303,7 @@ pub async fn rate_limit_carries_retry_after(make: MakeProvider, wire: FakeWire) 
     assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
     assert!(error.is_transient());
     // Retrying (and honouring retry-after) is the routing layer's call.
-    assert_eq!(
-        fake.requests().len(),
-        1,
-        "the adapter itself must not retry"
-    );
+    assert_eq!(fake.requests().len(), 1, "the adapter itself must not retry");
 }
 
 pub async fn client_error_is_permanent(make: MakeProvider, wire: FakeWire) {
@@ -395,24 +327,13 @@ pub async fn client_error_is_permanent(make: MakeProvider, wire: FakeWire) {
 pub async fn slow_first_token_is_not_the_adapters_deadline(make: MakeProvider, wire: FakeWire) {
     let delay = Duration::from_millis(800);
     let chunks = sample_chunks();
-    let fake = FakeUpstream::start(
-        wire,
-        FakeBehaviour::SlowFirstToken {
-            delay,
-            chunks: chunks.clone(),
-        },
-    )
-    .await;
+    let fake = FakeUpstream::start(wire, FakeBehaviour::SlowFirstToken { delay, chunks: chunks.clone() }).await;
     let provider = make(fake.base_url());
     let started = Instant::now();
     let mut stream = open(&provider).await;
     // The head is sent at once: stream() returns on acceptance, not on the
     // first token (the routing layer owns the first-token deadline).
-    assert!(
-        started.elapsed() < delay,
-        "stream() waited {:?} for the first token",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < delay, "stream() waited {:?} for the first token", started.elapsed());
     let first = loop {
         match tokio::time::timeout(ITEM_WAIT, stream.next()).await {
             Ok(Some(Ok(StreamEvent::Delta(text)))) => break text,
@@ -420,11 +341,7 @@ pub async fn slow_first_token_is_not_the_adapters_deadline(make: MakeProvider, w
             other => panic!("expected a delta, got {other:?}"),
         }
     };
-    assert!(
-        started.elapsed() >= delay,
-        "first delta after {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= delay, "first delta after {:?}", started.elapsed());
     assert_eq!(first, chunks[0]);
     let rest = all_ok(collect(stream).await);
     assert!(matches!(rest.last(), Some(StreamEvent::Done { .. })));
@@ -438,50 +355,28 @@ async fn cut_case(make: MakeProvider, wire: FakeWire, behaviour: FakeBehaviour, 
     assert_eq!(deltas(&items), chunks[..sent].to_vec(), "{items:?}");
     assert_no_done(&items);
     let error = final_error(&items);
-    assert!(
-        matches!(error, ProviderError::Interrupted(_)),
-        "expected Interrupted, got {error:?}"
-    );
+    assert!(matches!(error, ProviderError::Interrupted(_)), "expected Interrupted, got {error:?}");
     assert!(error.is_transient());
 }
 
 pub async fn cut_mid_stream_is_interrupted(make: MakeProvider, wire: FakeWire) {
-    let behaviour = FakeBehaviour::CutMidStream {
-        chunks: sample_chunks(),
-        after_chunks: 3,
-    };
+    let behaviour = FakeBehaviour::CutMidStream { chunks: sample_chunks(), after_chunks: 3 };
     cut_case(make, wire, behaviour, 3).await;
 }
 
 pub async fn body_ending_without_stop_is_interrupted(make: MakeProvider, wire: FakeWire) {
-    let behaviour = FakeBehaviour::EndsWithoutStop {
-        chunks: sample_chunks(),
-        after_chunks: 2,
-    };
+    let behaviour = FakeBehaviour::EndsWithoutStop { chunks: sample_chunks(), after_chunks: 2 };
     cut_case(make, wire, behaviour, 2).await;
 }
 
 pub async fn malformed_event_is_protocol_error(make: MakeProvider, wire: FakeWire) {
-    let fake = FakeUpstream::start(
-        wire,
-        FakeBehaviour::MalformedEvent {
-            first_chunk: "Valid start".into(),
-        },
-    )
-    .await;
+    let fake = FakeUpstream::start(wire, FakeBehaviour::MalformedEvent { first_chunk: "Valid start".into() }).await;
     let provider = make(fake.base_url());
     let items = collect(open(&provider).await).await;
-    assert_eq!(
-        deltas(&items),
-        vec!["Valid start".to_owned()],
-        "nothing after the bad event: {items:?}"
-    );
+    assert_eq!(deltas(&items), vec!["Valid start".to_owned()], "nothing after the bad event: {items:?}");
     assert_no_done(&items);
     let error = final_error(&items);
-    assert!(
-        matches!(error, ProviderError::Protocol(_)),
-        "expected Protocol, got {error:?}"
-    );
+    assert!(matches!(error, ProviderError::Protocol(_)), "expected Protocol, got {error:?}");
 }
 
 pub async fn error_event_is_upstream_error(make: MakeProvider, wire: FakeWire) {
@@ -512,9 +407,7 @@ pub async fn error_event_is_upstream_error(make: MakeProvider, wire: FakeWire) {
 
 pub async fn connection_refused_is_connect_error(make: MakeProvider, wire: FakeWire) {
     // A port that was just free and is now closed: connecting is refused.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     drop(listener);
     let provider = make(wire.base_url(address));
@@ -525,24 +418,14 @@ pub async fn connection_refused_is_connect_error(make: MakeProvider, wire: FakeW
         Ok(Ok(_)) => panic!("expected Connect, got a stream"),
         Err(_) => panic!("a refused connection must fail fast"),
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "refusal took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "refusal took {:?}", started.elapsed());
 }
 
-pub async fn dropping_the_stream_closes_the_upstream_connection(
-    make: MakeProvider,
-    wire: FakeWire,
-) {
+pub async fn dropping_the_stream_closes_the_upstream_connection(make: MakeProvider, wire: FakeWire) {
     // Long enough (8 s) that the fake is still streaming when we drop.
     let fake = FakeUpstream::start(
         wire,
-        FakeBehaviour::Success {
-            chunks: vec!["tick ".to_owned(); 80],
-            chunk_delay: Duration::from_millis(100),
-        },
+        FakeBehaviour::Success { chunks: vec!["tick ".to_owned(); 80], chunk_delay: Duration::from_millis(100) },
     )
     .await;
     let provider = make(fake.base_url());

@@ -22,47 +22,26 @@ use super::{FAKE_USAGE, FakeWire};
 pub enum FakeBehaviour {
     /// Streams `chunks` as text deltas, `chunk_delay` before each, then the
     /// final usage and the stop event.
-    Success {
-        chunks: Vec<String>,
-        chunk_delay: Duration,
-    },
+    Success { chunks: Vec<String>, chunk_delay: Duration },
     /// Answers `status` with `body` (JSON) and an optional `retry-after`
     /// header in seconds; no stream.
-    Status {
-        status: u16,
-        retry_after: Option<u64>,
-        body: String,
-    },
+    Status { status: u16, retry_after: Option<u64>, body: String },
     /// Sends the response head and the stream's preamble at once, then waits
     /// `delay` before the first delta.
-    SlowFirstToken {
-        delay: Duration,
-        chunks: Vec<String>,
-    },
+    SlowFirstToken { delay: Duration, chunks: Vec<String> },
     /// Streams the first `after_chunks` deltas, then closes the socket
     /// abruptly: no stop event, no end of the chunked body.
-    CutMidStream {
-        chunks: Vec<String>,
-        after_chunks: usize,
-    },
+    CutMidStream { chunks: Vec<String>, after_chunks: usize },
     /// Streams the first `after_chunks` deltas, then ends the HTTP body
     /// cleanly but without the stop event (`message_stop` / `[DONE]`), as a
     /// proxy that gives up on a stream may.
-    EndsWithoutStop {
-        chunks: Vec<String>,
-        after_chunks: usize,
-    },
+    EndsWithoutStop { chunks: Vec<String>, after_chunks: usize },
     /// One valid delta, then a `data: {not json` event, then more valid
     /// events and a normal end (an adapter must not skip the bad event).
     MalformedEvent { first_chunk: String },
     /// Streams the first `after_chunks` deltas, then the provider's in-stream
     /// error event with `kind` and `message`.
-    ErrorEvent {
-        chunks: Vec<String>,
-        after_chunks: usize,
-        kind: String,
-        message: String,
-    },
+    ErrorEvent { chunks: Vec<String>, after_chunks: usize, kind: String, message: String },
 }
 
 /// One request as the fake received it.
@@ -80,10 +59,7 @@ impl RecordedRequest {
     /// The first value of a header (name case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -109,29 +85,13 @@ impl FakeUpstream {
         Self::start_with_usage(wire, behaviour, FAKE_USAGE).await
     }
 
-    pub async fn start_with_usage(
-        wire: FakeWire,
-        behaviour: FakeBehaviour,
-        usage: TokenUsage,
-    ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port for the fake upstream");
+    pub async fn start_with_usage(wire: FakeWire, behaviour: FakeBehaviour, usage: TokenUsage) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port for the fake upstream");
         let address = listener.local_addr().expect("local address");
         let (peer_closes, _) = watch::channel(0);
-        let shared = Arc::new(Shared {
-            wire,
-            behaviour,
-            usage,
-            requests: Mutex::new(Vec::new()),
-            peer_closes,
-        });
+        let shared = Arc::new(Shared { wire, behaviour, usage, requests: Mutex::new(Vec::new()), peer_closes });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
-        Self {
-            address,
-            shared,
-            task,
-        }
+        Self { address, shared, task }
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -157,9 +117,7 @@ impl FakeUpstream {
     /// that did not happen `within`.
     pub async fn wait_for_peer_close(&self, within: Duration) -> bool {
         let mut closes = self.shared.peer_closes.subscribe();
-        tokio::time::timeout(within, closes.wait_for(|n| *n > 0))
-            .await
-            .is_ok_and(|changed| changed.is_ok())
+        tokio::time::timeout(within, closes.wait_for(|n| *n > 0)).await.is_ok_and(|changed| changed.is_ok())
     }
 }
 
@@ -191,10 +149,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         return;
     };
     let routed = request.method == "POST" && request.path == shared.wire.completion_path();
-    let model = request.body["model"]
-        .as_str()
-        .unwrap_or("unknown-model")
-        .to_owned();
+    let model = request.body["model"].as_str().unwrap_or("unknown-model").to_owned();
     shared.requests.lock().unwrap().push(request);
 
     if !routed {
@@ -202,21 +157,12 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         let _ = write_plain(&mut writer, 404, None, &body).await;
         return;
     }
-    if let FakeBehaviour::Status {
-        status,
-        retry_after,
-        body,
-    } = &shared.behaviour
-    {
+    if let FakeBehaviour::Status { status, retry_after, body } = &shared.behaviour {
         let _ = write_plain(&mut writer, *status, *retry_after, body).await;
         return;
     }
 
-    let render = Render {
-        wire: shared.wire,
-        model: &model,
-        usage: shared.usage,
-    };
+    let render = Render { wire: shared.wire, model: &model, usage: shared.usage };
     let steps = script(&shared.behaviour, &render);
     // Watch the read side while streaming: EOF there (or a failed write) is
     // the client going away, which tests of early drops wait for.
@@ -251,10 +197,7 @@ fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
     };
     let finish = || render.finish().into_iter().map(Step::Send);
     match behaviour {
-        FakeBehaviour::Success {
-            chunks,
-            chunk_delay,
-        } => {
+        FakeBehaviour::Success { chunks, chunk_delay } => {
             steps.extend(deltas(chunks, *chunk_delay));
             steps.extend(finish());
             steps.push(Step::End);
@@ -265,17 +208,11 @@ fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
             steps.extend(finish());
             steps.push(Step::End);
         }
-        FakeBehaviour::CutMidStream {
-            chunks,
-            after_chunks,
-        } => {
+        FakeBehaviour::CutMidStream { chunks, after_chunks } => {
             steps.extend(deltas(&chunks[..*after_chunks], Duration::ZERO));
             steps.push(Step::Cut);
         }
-        FakeBehaviour::EndsWithoutStop {
-            chunks,
-            after_chunks,
-        } => {
+        FakeBehaviour::EndsWithoutStop { chunks, after_chunks } => {
             steps.extend(deltas(&chunks[..*after_chunks], Duration::ZERO));
             steps.push(Step::End);
         }
@@ -286,12 +223,7 @@ fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
             steps.extend(finish());
             steps.push(Step::End);
         }
-        FakeBehaviour::ErrorEvent {
-            chunks,
-            after_chunks,
-            kind,
-            message,
-        } => {
+        FakeBehaviour::ErrorEvent { chunks, after_chunks, kind, message } => {
             steps.extend(deltas(&chunks[..*after_chunks], Duration::ZERO));
             steps.push(Step::Send(render.error_event(kind, message)));
             steps.push(Step::End);
@@ -367,9 +299,7 @@ async fn write_plain(
     retry_after: Option<u64>,
     body: &str,
 ) -> std::io::Result<()> {
-    let retry = retry_after
-        .map(|s| format!("retry-after: {s}\r\n"))
-        .unwrap_or_default();
+    let retry = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
     let head = format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n",
         reason_phrase(status),
@@ -422,10 +352,5 @@ async fn read_request(reader: &mut OwnedReadHalf) -> Option<RecordedRequest> {
         }
         body.extend_from_slice(&chunk[..read]);
     }
-    Some(RecordedRequest {
-        method,
-        path,
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    })
+    Some(RecordedRequest { method, path, headers, body: serde_json::from_slice(&body).unwrap_or(Value::Null) })
 }

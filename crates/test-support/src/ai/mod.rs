@@ -22,10 +22,7 @@ use specgen_ports::{ChatTurn, CompletionRequest, TokenUsage, TurnRole};
 pub const FAKE_API_KEY: &str = "sk-fake-contract-key-0123456789";
 
 /// Usage the fake reports unless a test asks for other numbers.
-pub const FAKE_USAGE: TokenUsage = TokenUsage {
-    input_tokens: 31,
-    output_tokens: 7,
-};
+pub const FAKE_USAGE: TokenUsage = TokenUsage { input_tokens: 31, output_tokens: 7 };
 
 /// Which provider wire format a [`FakeUpstream`] speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,18 +81,9 @@ pub fn sample_request() -> CompletionRequest {
         model: "contract-model-1".into(),
         system: Some("You are a terse assistant.".into()),
         turns: vec![
-            ChatTurn {
-                role: TurnRole::User,
-                content: "Hello there".into(),
-            },
-            ChatTurn {
-                role: TurnRole::Assistant,
-                content: "Hi! How can I help?".into(),
-            },
-            ChatTurn {
-                role: TurnRole::User,
-                content: "Tell me a very short story.".into(),
-            },
+            ChatTurn { role: TurnRole::User, content: "Hello there".into() },
+            ChatTurn { role: TurnRole::Assistant, content: "Hi! How can I help?".into() },
+            ChatTurn { role: TurnRole::User, content: "Tell me a very short story.".into() },
         ],
         max_output_tokens: 256,
     }
@@ -103,15 +91,5 @@ pub fn sample_request() -> CompletionRequest {
 
 /// Text chunks for scripted replies; the reply is their concatenation.
 pub fn sample_chunks() -> Vec<String> {
-    [
-        "Once",
-        " upon",
-        " a time,",
-        " a **tiny**",
-        " crab",
-        " wrote `Rust`.",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect()
+    ["Once", " upon", " a time,", " a **tiny**", " crab", " wrote `Rust`."].into_iter().map(String::from).collect()
 }

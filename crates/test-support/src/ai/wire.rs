@@ -93,10 +93,7 @@ impl Render<'_> {
         let reason = self.wire.finish_reason();
         match self.wire {
             FakeWire::Anthropic => vec![
-                sse(
-                    Some("content_block_stop"),
-                    &json!({ "type": "content_block_stop", "index": 0 }),
-                ),
+                sse(Some("content_block_stop"), &json!({ "type": "content_block_stop", "index": 0 })),
                 sse(
                     Some("message_delta"),
                     &json!({
@@ -136,14 +133,12 @@ impl Render<'_> {
     /// An error reported inside an already started stream.
     pub fn error_event(&self, kind: &str, message: &str) -> String {
         match self.wire {
-            FakeWire::Anthropic => sse(
-                Some("error"),
-                &json!({ "type": "error", "error": { "type": kind, "message": message } }),
-            ),
-            FakeWire::OpenAi => sse(
-                None,
-                &json!({ "error": { "message": message, "type": kind, "param": null, "code": null } }),
-            ),
+            FakeWire::Anthropic => {
+                sse(Some("error"), &json!({ "type": "error", "error": { "type": kind, "message": message } }))
+            }
+            FakeWire::OpenAi => {
+                sse(None, &json!({ "error": { "message": message, "type": kind, "param": null, "code": null } }))
+            }
         }
     }
 }

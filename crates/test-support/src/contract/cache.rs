@@ -46,15 +46,9 @@ pub async fn set_then_get_returns_exact_bytes(cache: &Arc<dyn Cache>) {
 
 pub async fn overwrite_replaces(cache: &Arc<dyn Cache>) {
     let key = key("profile:ada");
-    cache
-        .set(&key, b"a much longer first value", HOUR)
-        .await
-        .unwrap();
+    cache.set(&key, b"a much longer first value", HOUR).await.unwrap();
     cache.set(&key, b"second", HOUR).await.unwrap();
-    assert_eq!(
-        cache.get(&key).await.unwrap().as_deref(),
-        Some(&b"second"[..])
-    );
+    assert_eq!(cache.get(&key).await.unwrap().as_deref(), Some(&b"second"[..]));
     // Shorter, then empty: nothing of an earlier value shows through.
     cache.set(&key, b"", HOUR).await.unwrap();
     assert_eq!(cache.get(&key).await.unwrap().as_deref(), Some(&b""[..]));
@@ -100,16 +94,10 @@ pub async fn entries_expire_after_their_ttl(cache: &Arc<dyn Cache>) {
     assert_eq!(cache.get(&short).await.unwrap(), None);
     assert_eq!(cache.get(&shortened).await.unwrap(), None);
     assert_eq!(cache.get(&long).await.unwrap().as_deref(), Some(&b"l"[..]));
-    assert_eq!(
-        cache.get(&lengthened).await.unwrap().as_deref(),
-        Some(&b"new"[..])
-    );
+    assert_eq!(cache.get(&lengthened).await.unwrap().as_deref(), Some(&b"new"[..]));
     // An expired key can be set again.
     cache.set(&short, b"again", HOUR).await.unwrap();
-    assert_eq!(
-        cache.get(&short).await.unwrap().as_deref(),
-        Some(&b"again"[..])
-    );
+    assert_eq!(cache.get(&short).await.unwrap().as_deref(), Some(&b"again"[..]));
 }
 
 pub async fn zero_ttl_stores_nothing(cache: &Arc<dyn Cache>) {
@@ -134,10 +122,7 @@ pub async fn keys_are_independent(cache: &Arc<dyn Cache>) {
     cache.delete(std::slice::from_ref(&a)).await.unwrap();
     assert_eq!(cache.get(&a).await.unwrap(), None);
     assert_eq!(cache.get(&b).await.unwrap().as_deref(), Some(&b"B2"[..]));
-    assert_eq!(
-        cache.get(&a_longer).await.unwrap().as_deref(),
-        Some(&b"A+"[..])
-    );
+    assert_eq!(cache.get(&a_longer).await.unwrap().as_deref(), Some(&b"A+"[..]));
 }
 
 pub async fn large_value_round_trips(cache: &Arc<dyn Cache>) {

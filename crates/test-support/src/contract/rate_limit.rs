@@ -29,9 +29,7 @@ fn align(clock: &ManualClock, window: Duration) {
     let window_ns = i128::try_from(window.as_nanos()).unwrap();
     let into = clock.now().unix_timestamp_nanos().rem_euclid(window_ns);
     if into != 0 {
-        clock.advance(time::Duration::nanoseconds(
-            i64::try_from(window_ns - into).unwrap(),
-        ));
+        clock.advance(time::Duration::nanoseconds(i64::try_from(window_ns - into).unwrap()));
     }
 }
 
@@ -40,12 +38,7 @@ fn advance(clock: &ManualClock, by: Duration) {
 }
 
 fn decision(allowed: bool, limit: u32, remaining: u32, reset_after: Duration) -> RateDecision {
-    RateDecision {
-        allowed,
-        limit,
-        remaining,
-        reset_after,
-    }
+    RateDecision { allowed, limit, remaining, reset_after }
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -56,10 +49,7 @@ pub async fn burst_then_refused(limiter: &Arc<dyn RateLimiter>, clock: &ManualCl
     align(clock, MINUTE);
     advance(clock, Duration::from_secs(10));
     for remaining in (0..5).rev() {
-        assert_eq!(
-            limiter.hit(&key, rule).await.unwrap(),
-            decision(true, 5, remaining, Duration::from_secs(50))
-        );
+        assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(true, 5, remaining, Duration::from_secs(50)));
     }
     let refused = decision(false, 5, 0, Duration::from_secs(50));
     assert_eq!(limiter.hit(&key, rule).await.unwrap(), refused);
@@ -77,36 +67,18 @@ pub async fn peek_counts_nothing(limiter: &Arc<dyn RateLimiter>, clock: &ManualC
         assert_eq!(limiter.peek(&key, rule).await.unwrap(), fresh);
     }
     // The peeks above left all three hits.
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(true, 3, 2, MINUTE)
-    );
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(true, 3, 1, MINUTE)
-    );
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(true, 3, 2, MINUTE));
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(true, 3, 1, MINUTE));
     // One left: peek says one more would pass, and still counts nothing.
     for _ in 0..3 {
-        assert_eq!(
-            limiter.peek(&key, rule).await.unwrap(),
-            decision(true, 3, 1, MINUTE)
-        );
+        assert_eq!(limiter.peek(&key, rule).await.unwrap(), decision(true, 3, 1, MINUTE));
     }
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(true, 3, 0, MINUTE)
-    );
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(true, 3, 0, MINUTE));
     // At the limit: the next hit would not pass.
-    assert_eq!(
-        limiter.peek(&key, rule).await.unwrap(),
-        decision(false, 3, 0, MINUTE)
-    );
+    assert_eq!(limiter.peek(&key, rule).await.unwrap(), decision(false, 3, 0, MINUTE));
     // Over the limit: still refused, still nothing left.
     assert!(!limiter.hit(&key, rule).await.unwrap().allowed);
-    assert_eq!(
-        limiter.peek(&key, rule).await.unwrap(),
-        decision(false, 3, 0, MINUTE)
-    );
+    assert_eq!(limiter.peek(&key, rule).await.unwrap(), decision(false, 3, 0, MINUTE));
 }
 
 pub async fn new_window_starts_from_zero(limiter: &Arc<dyn RateLimiter>, clock: &ManualClock) {
@@ -118,26 +90,14 @@ pub async fn new_window_starts_from_zero(limiter: &Arc<dyn RateLimiter>, clock: 
     }
     // A millisecond before the boundary the window still holds.
     advance(clock, MINUTE - Duration::from_millis(1));
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(false, 2, 0, Duration::from_millis(1))
-    );
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(false, 2, 0, Duration::from_millis(1)));
     // On the boundary the count starts again, whatever the old window held.
     advance(clock, Duration::from_millis(1));
-    assert_eq!(
-        limiter.peek(&key, rule).await.unwrap(),
-        decision(true, 2, 2, MINUTE)
-    );
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(true, 2, 1, MINUTE)
-    );
+    assert_eq!(limiter.peek(&key, rule).await.unwrap(), decision(true, 2, 2, MINUTE));
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(true, 2, 1, MINUTE));
     // Several windows later: the same.
     advance(clock, MINUTE * 7 + Duration::from_secs(30));
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(true, 2, 1, Duration::from_secs(30))
-    );
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(true, 2, 1, Duration::from_secs(30)));
 }
 
 pub async fn keys_are_independent(limiter: &Arc<dyn RateLimiter>, clock: &ManualClock) {
@@ -149,19 +109,10 @@ pub async fn keys_are_independent(limiter: &Arc<dyn RateLimiter>, clock: &Manual
         limiter.hit(&a, rule).await.unwrap();
     }
     assert!(!limiter.peek(&a, rule).await.unwrap().allowed);
-    assert_eq!(
-        limiter.peek(&b, rule).await.unwrap(),
-        decision(true, 2, 2, MINUTE)
-    );
-    assert_eq!(
-        limiter.hit(&b, rule).await.unwrap(),
-        decision(true, 2, 1, MINUTE)
-    );
+    assert_eq!(limiter.peek(&b, rule).await.unwrap(), decision(true, 2, 2, MINUTE));
+    assert_eq!(limiter.hit(&b, rule).await.unwrap(), decision(true, 2, 1, MINUTE));
     // b's hit did not touch a.
-    assert_eq!(
-        limiter.peek(&a, rule).await.unwrap(),
-        decision(false, 2, 0, MINUTE)
-    );
+    assert_eq!(limiter.peek(&a, rule).await.unwrap(), decision(false, 2, 0, MINUTE));
 }
 
 pub async fn window_lengths_count_apart(limiter: &Arc<dyn RateLimiter>, clock: &ManualClock) {
@@ -172,26 +123,15 @@ pub async fn window_lengths_count_apart(limiter: &Arc<dyn RateLimiter>, clock: &
     assert!(limiter.hit(&key, per_minute).await.unwrap().allowed);
     assert!(!limiter.hit(&key, per_minute).await.unwrap().allowed);
     // The same key under an hourly rule has its own counter.
-    assert_eq!(
-        limiter.hit(&key, per_hour).await.unwrap(),
-        decision(true, 1, 0, MINUTE * 60)
-    );
+    assert_eq!(limiter.hit(&key, per_hour).await.unwrap(), decision(true, 1, 0, MINUTE * 60));
 }
 
-pub async fn reset_after_shrinks_within_window(
-    limiter: &Arc<dyn RateLimiter>,
-    clock: &ManualClock,
-) {
+pub async fn reset_after_shrinks_within_window(limiter: &Arc<dyn RateLimiter>, clock: &ManualClock) {
     let rule = RateRule::new(100, MINUTE);
     let key = key("chat:user-1");
     align(clock, MINUTE);
     let mut left = MINUTE;
-    for step in [
-        Duration::ZERO,
-        Duration::from_secs(15),
-        Duration::from_secs(30),
-        Duration::from_millis(14_999),
-    ] {
+    for step in [Duration::ZERO, Duration::from_secs(15), Duration::from_secs(30), Duration::from_millis(14_999)] {
         advance(clock, step);
         left -= step;
         assert_eq!(limiter.hit(&key, rule).await.unwrap().reset_after, left);
@@ -203,16 +143,10 @@ pub async fn reset_after_shrinks_within_window(
     assert_eq!(limiter.hit(&key, rule).await.unwrap().reset_after, MINUTE);
     // Between milliseconds the time left is exact, not rounded up.
     advance(clock, Duration::from_micros(2_500));
-    assert_eq!(
-        limiter.peek(&key, rule).await.unwrap().reset_after,
-        MINUTE - Duration::from_micros(2_500)
-    );
+    assert_eq!(limiter.peek(&key, rule).await.unwrap().reset_after, MINUTE - Duration::from_micros(2_500));
 }
 
-pub async fn concurrent_hits_allow_exactly_limit(
-    limiter: &Arc<dyn RateLimiter>,
-    clock: &ManualClock,
-) {
+pub async fn concurrent_hits_allow_exactly_limit(limiter: &Arc<dyn RateLimiter>, clock: &ManualClock) {
     const TASKS: u32 = 50;
     const LIMIT: u32 = 30;
     let rule = RateRule::new(LIMIT, MINUTE);
@@ -241,10 +175,7 @@ pub async fn concurrent_hits_allow_exactly_limit(
     // Each allowed hit saw its own count: no two read the same value.
     remaining_allowed.sort_unstable();
     assert_eq!(remaining_allowed, (0..LIMIT).collect::<Vec<_>>());
-    assert_eq!(
-        limiter.peek(&key, rule).await.unwrap(),
-        decision(false, LIMIT, 0, MINUTE)
-    );
+    assert_eq!(limiter.peek(&key, rule).await.unwrap(), decision(false, LIMIT, 0, MINUTE));
 }
 
 pub async fn fifteen_minute_window(limiter: &Arc<dyn RateLimiter>, clock: &ManualClock) {
@@ -256,24 +187,12 @@ pub async fn fifteen_minute_window(limiter: &Arc<dyn RateLimiter>, clock: &Manua
     for _ in 0..5 {
         assert!(limiter.hit(&key, rule).await.unwrap().allowed);
     }
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(false, 5, 0, MINUTE * 13)
-    );
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(false, 5, 0, MINUTE * 13));
     // Ten minutes on: same window, still refused, and nearer its end.
     advance(clock, MINUTE * 10);
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(false, 5, 0, MINUTE * 3)
-    );
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(false, 5, 0, MINUTE * 3));
     advance(clock, MINUTE * 3 - Duration::from_secs(1));
-    assert_eq!(
-        limiter.peek(&key, rule).await.unwrap(),
-        decision(false, 5, 0, Duration::from_secs(1))
-    );
+    assert_eq!(limiter.peek(&key, rule).await.unwrap(), decision(false, 5, 0, Duration::from_secs(1)));
     advance(clock, Duration::from_secs(1));
-    assert_eq!(
-        limiter.hit(&key, rule).await.unwrap(),
-        decision(true, 5, 4, window)
-    );
+    assert_eq!(limiter.hit(&key, rule).await.unwrap(), decision(true, 5, 4, window));
 }

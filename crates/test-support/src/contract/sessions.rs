@@ -1,6 +1,5 @@
 use specgen_domain::{
-    ModelName, PageLimit, ParticipantRole, ProviderName, SessionId, SessionTitle, SystemPrompt,
-    User,
+    ModelName, PageLimit, ParticipantRole, ProviderName, SessionId, SessionTitle, SystemPrompt, User,
 };
 use specgen_ports::{PageRequest, RepoError, Store};
 use time::Duration;
@@ -38,11 +37,7 @@ pub async fn create_makes_owner_participant(s: &Store) {
     session.provider = Some(ProviderName::Demo);
     session.model = Some(ModelName::parse("demo-1").unwrap());
     s.sessions.create(&session).await.unwrap();
-    let found = s
-        .sessions
-        .find_for_participant(session.id, owner.id)
-        .await
-        .unwrap();
+    let found = s.sessions.find_for_participant(session.id, owner.id).await.unwrap();
     assert_eq!(found, Some((session.clone(), ParticipantRole::Owner)));
     let participants = s.sessions.participants(session.id).await.unwrap();
     assert_eq!(participants.len(), 1);
@@ -56,35 +51,15 @@ pub async fn non_participant_sees_nothing(s: &Store) {
     let stranger = registered(s).await;
     let session = fixtures::session(owner.id);
     s.sessions.create(&session).await.unwrap();
-    assert_eq!(
-        s.sessions
-            .find_for_participant(session.id, stranger.id)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        s.sessions
-            .find_for_participant(SessionId::new_v7(), owner.id)
-            .await
-            .unwrap(),
-        None
-    );
-    let page = s
-        .sessions
-        .list_for_user(stranger.id, PageRequest::first(limit(20)))
-        .await
-        .unwrap();
+    assert_eq!(s.sessions.find_for_participant(session.id, stranger.id).await.unwrap(), None);
+    assert_eq!(s.sessions.find_for_participant(SessionId::new_v7(), owner.id).await.unwrap(), None);
+    let page = s.sessions.list_for_user(stranger.id, PageRequest::first(limit(20))).await.unwrap();
     assert!(page.items.is_empty());
 }
 
 pub async fn list_empty(s: &Store) {
     let user = registered(s).await;
-    let page = s
-        .sessions
-        .list_for_user(user.id, PageRequest::first(limit(20)))
-        .await
-        .unwrap();
+    let page = s.sessions.list_for_user(user.id, PageRequest::first(limit(20))).await.unwrap();
     assert!(page.items.is_empty());
     assert_eq!(page.next_cursor, None);
 }
@@ -95,36 +70,15 @@ pub async fn list_pages_by_activity_exact_page(s: &Store) {
     let newest_first: Vec<_> = made.iter().rev().map(|x| x.id).collect();
 
     // Exactly one full page: no cursor to a page that would be empty.
-    let page = s
-        .sessions
-        .list_for_user(owner.id, PageRequest::first(limit(4)))
-        .await
-        .unwrap();
-    assert_eq!(
-        page.items.iter().map(|x| x.id).collect::<Vec<_>>(),
-        newest_first
-    );
+    let page = s.sessions.list_for_user(owner.id, PageRequest::first(limit(4))).await.unwrap();
+    assert_eq!(page.items.iter().map(|x| x.id).collect::<Vec<_>>(), newest_first);
     assert_eq!(page.next_cursor, None);
 
-    let first = s
-        .sessions
-        .list_for_user(owner.id, PageRequest::first(limit(3)))
-        .await
-        .unwrap();
-    assert_eq!(
-        first.items.iter().map(|x| x.id).collect::<Vec<_>>(),
-        newest_first[..3]
-    );
+    let first = s.sessions.list_for_user(owner.id, PageRequest::first(limit(3))).await.unwrap();
+    assert_eq!(first.items.iter().map(|x| x.id).collect::<Vec<_>>(), newest_first[..3]);
     let cursor = first.next_cursor.expect("one more session");
-    let second = s
-        .sessions
-        .list_for_user(owner.id, PageRequest::older_than(cursor, limit(3)))
-        .await
-        .unwrap();
-    assert_eq!(
-        second.items.iter().map(|x| x.id).collect::<Vec<_>>(),
-        newest_first[3..]
-    );
+    let second = s.sessions.list_for_user(owner.id, PageRequest::older_than(cursor, limit(3))).await.unwrap();
+    assert_eq!(second.items.iter().map(|x| x.id).collect::<Vec<_>>(), newest_first[3..]);
     assert_eq!(second.next_cursor, None);
 }
 
@@ -133,11 +87,7 @@ pub async fn list_cursor_at_last_item(s: &Store) {
     let made = sessions_in_order(s, &owner, 3).await;
     let oldest = &made[0];
     let cursor = specgen_domain::Cursor::new(oldest.last_activity_at(), oldest.id.as_uuid());
-    let page = s
-        .sessions
-        .list_for_user(owner.id, PageRequest::older_than(cursor, limit(10)))
-        .await
-        .unwrap();
+    let page = s.sessions.list_for_user(owner.id, PageRequest::older_than(cursor, limit(10))).await.unwrap();
     assert!(page.items.is_empty());
     assert_eq!(page.next_cursor, None);
 }
@@ -149,11 +99,7 @@ pub async fn message_moves_session_to_front(s: &Store) {
     let message = fixtures::user_message(oldest.id, owner.id, "bump");
     s.messages.insert(&message).await.unwrap();
 
-    let page = s
-        .sessions
-        .list_for_user(owner.id, PageRequest::first(limit(10)))
-        .await
-        .unwrap();
+    let page = s.sessions.list_for_user(owner.id, PageRequest::first(limit(10))).await.unwrap();
     assert_eq!(page.items[0].id, oldest.id);
     assert_eq!(page.items[0].last_message_at, Some(message.created_at));
     assert_eq!(page.items[0].last_activity_at(), message.created_at);
@@ -170,41 +116,15 @@ pub async fn update_and_soft_delete(s: &Store) {
     session.updated_at = fixtures::now();
     s.sessions.update(&session).await.unwrap();
     assert_eq!(
-        s.sessions
-            .find_for_participant(session.id, owner.id)
-            .await
-            .unwrap()
-            .map(|(x, _)| x),
+        s.sessions.find_for_participant(session.id, owner.id).await.unwrap().map(|(x, _)| x),
         Some(session.clone())
     );
 
-    s.sessions
-        .soft_delete(session.id, fixtures::now())
-        .await
-        .unwrap();
-    assert_eq!(
-        s.sessions
-            .find_for_participant(session.id, owner.id)
-            .await
-            .unwrap(),
-        None
-    );
-    assert!(
-        s.sessions
-            .list_for_user(owner.id, PageRequest::first(limit(10)))
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    assert!(matches!(
-        s.sessions.soft_delete(session.id, fixtures::now()).await,
-        Err(RepoError::NotFound)
-    ));
-    assert!(matches!(
-        s.sessions.update(&session).await,
-        Err(RepoError::NotFound)
-    ));
+    s.sessions.soft_delete(session.id, fixtures::now()).await.unwrap();
+    assert_eq!(s.sessions.find_for_participant(session.id, owner.id).await.unwrap(), None);
+    assert!(s.sessions.list_for_user(owner.id, PageRequest::first(limit(10))).await.unwrap().items.is_empty());
+    assert!(matches!(s.sessions.soft_delete(session.id, fixtures::now()).await, Err(RepoError::NotFound)));
+    assert!(matches!(s.sessions.update(&session).await, Err(RepoError::NotFound)));
 }
 
 pub async fn participants_add_remove(s: &Store) {
@@ -213,66 +133,23 @@ pub async fn participants_add_remove(s: &Store) {
     let session = fixtures::session(owner.id);
     s.sessions.create(&session).await.unwrap();
 
-    s.sessions
-        .add_participant(&fixtures::member(session.id, member.id))
-        .await
-        .unwrap();
+    s.sessions.add_participant(&fixtures::member(session.id, member.id)).await.unwrap();
     assert!(matches!(
-        s.sessions
-            .add_participant(&fixtures::member(session.id, member.id))
-            .await,
+        s.sessions.add_participant(&fixtures::member(session.id, member.id)).await,
         Err(RepoError::Conflict(_))
     ));
-    let found = s
-        .sessions
-        .find_for_participant(session.id, member.id)
-        .await
-        .unwrap();
+    let found = s.sessions.find_for_participant(session.id, member.id).await.unwrap();
     assert_eq!(found.map(|(_, role)| role), Some(ParticipantRole::Member));
-    let listed = s
-        .sessions
-        .list_for_user(member.id, PageRequest::first(limit(10)))
-        .await
-        .unwrap();
-    assert_eq!(
-        listed.items.iter().map(|x| x.id).collect::<Vec<_>>(),
-        vec![session.id]
-    );
-    let roles: Vec<_> = s
-        .sessions
-        .participants(session.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| (p.user_id, p.role))
-        .collect();
-    assert_eq!(
-        roles,
-        vec![
-            (owner.id, ParticipantRole::Owner),
-            (member.id, ParticipantRole::Member)
-        ]
-    );
+    let listed = s.sessions.list_for_user(member.id, PageRequest::first(limit(10))).await.unwrap();
+    assert_eq!(listed.items.iter().map(|x| x.id).collect::<Vec<_>>(), vec![session.id]);
+    let roles: Vec<_> =
+        s.sessions.participants(session.id).await.unwrap().iter().map(|p| (p.user_id, p.role)).collect();
+    assert_eq!(roles, vec![(owner.id, ParticipantRole::Owner), (member.id, ParticipantRole::Member)]);
 
-    s.sessions
-        .remove_participant(session.id, member.id)
-        .await
-        .unwrap();
-    assert_eq!(
-        s.sessions
-            .find_for_participant(session.id, member.id)
-            .await
-            .unwrap(),
-        None
-    );
-    assert!(matches!(
-        s.sessions.remove_participant(session.id, member.id).await,
-        Err(RepoError::NotFound)
-    ));
-    assert_eq!(
-        s.sessions.participant_ids(session.id).await.unwrap(),
-        vec![owner.id]
-    );
+    s.sessions.remove_participant(session.id, member.id).await.unwrap();
+    assert_eq!(s.sessions.find_for_participant(session.id, member.id).await.unwrap(), None);
+    assert!(matches!(s.sessions.remove_participant(session.id, member.id).await, Err(RepoError::NotFound)));
+    assert_eq!(s.sessions.participant_ids(session.id).await.unwrap(), vec![owner.id]);
 }
 
 pub async fn add_participant_unknown_user_or_session(s: &Store) {
@@ -281,16 +158,12 @@ pub async fn add_participant_unknown_user_or_session(s: &Store) {
     s.sessions.create(&session).await.unwrap();
     let (ghost, _) = fixtures::user();
     assert!(matches!(
-        s.sessions
-            .add_participant(&fixtures::member(session.id, ghost.id))
-            .await,
+        s.sessions.add_participant(&fixtures::member(session.id, ghost.id)).await,
         Err(RepoError::NotFound)
     ));
     let member = registered(s).await;
     assert!(matches!(
-        s.sessions
-            .add_participant(&fixtures::member(SessionId::new_v7(), member.id))
-            .await,
+        s.sessions.add_participant(&fixtures::member(SessionId::new_v7(), member.id)).await,
         Err(RepoError::NotFound)
     ));
 }
@@ -302,31 +175,13 @@ pub async fn owner_deletion_hides_sessions(s: &Store) {
     let member = registered(s).await;
     let session = fixtures::session(owner.id);
     s.sessions.create(&session).await.unwrap();
-    s.sessions
-        .add_participant(&fixtures::member(session.id, member.id))
-        .await
-        .unwrap();
-    s.messages
-        .insert(&fixtures::user_message(session.id, owner.id, "hello"))
-        .await
-        .unwrap();
-    s.users
-        .soft_delete(owner.id, fixtures::now())
-        .await
-        .unwrap();
-    let page = s
-        .sessions
-        .list_for_user(member.id, PageRequest::first(limit(10)))
-        .await
-        .unwrap();
-    assert!(
-        page.items.is_empty(),
-        "a deleted owner's sessions disappear for members too"
-    );
+    s.sessions.add_participant(&fixtures::member(session.id, member.id)).await.unwrap();
+    s.messages.insert(&fixtures::user_message(session.id, owner.id, "hello")).await.unwrap();
+    s.users.soft_delete(owner.id, fixtures::now()).await.unwrap();
+    let page = s.sessions.list_for_user(member.id, PageRequest::first(limit(10))).await.unwrap();
+    assert!(page.items.is_empty(), "a deleted owner's sessions disappear for members too");
     assert!(matches!(
-        s.messages
-            .insert(&fixtures::user_message(session.id, member.id, "anyone?"))
-            .await,
+        s.messages.insert(&fixtures::user_message(session.id, member.id, "anyone?")).await,
         Err(RepoError::NotFound)
     ));
 }
