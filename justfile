@@ -26,7 +26,7 @@ migrate:
     cargo run --release -- migrate
 
 # Every benchmark (release builds, loopback only, bounded in time).
-bench: bench-startup bench-auth
+bench: bench-startup bench-auth bench-stream
 
 # Start-up time to ready and idle RSS of the release binary.
 bench-startup:
@@ -35,3 +35,7 @@ bench-startup:
 # Login throughput and /health/live p50/p99 under 2 x cores login loops.
 bench-auth:
     bash .ci/bench/auth.sh
+
+# Time to first token Spec Gen adds over a fake upstream, and CPU per reply.
+bench-stream:
+    bash .ci/bench/stream.sh

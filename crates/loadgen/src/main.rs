@@ -4,6 +4,7 @@
 
 mod auth;
 mod stats;
+mod stream;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,33 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// A fake Anthropic upstream with a fixed time to first byte (prints its URL).
+    FakeUpstream {
+        #[arg(long, default_value_t = 50)]
+        first_byte_ms: u64,
+        #[arg(long, default_value_t = 50)]
+        chunks: usize,
+        /// Seconds to stay up.
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+    },
+    /// Added time to first token and server CPU per streamed reply.
+    Stream {
+        /// An access token of a registered user.
+        #[arg(long)]
+        token: String,
+        /// Concurrent streams per level, comma-separated.
+        #[arg(long, default_value = "1,50,200", value_delimiter = ',')]
+        levels: Vec<usize>,
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        /// The fake upstream's first-byte delay, subtracted from each measurement.
+        #[arg(long, default_value_t = 50)]
+        first_byte_ms: u64,
+        /// The server's process id, for its CPU time.
+        #[arg(long)]
+        server_pid: u32,
+    },
 }
 
 #[tokio::main]
@@ -35,5 +63,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Auth { concurrency, seconds } => auth::run(&cli.base, concurrency, seconds).await,
+        Command::FakeUpstream { first_byte_ms, chunks, seconds } => {
+            stream::fake_upstream(first_byte_ms, chunks, seconds).await
+        }
+        Command::Stream { token, levels, seconds, first_byte_ms, server_pid } => {
+            stream::run(&cli.base, &token, &levels, seconds, first_byte_ms, server_pid).await
+        }
     }
 }

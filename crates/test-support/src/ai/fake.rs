@@ -26,6 +26,10 @@ pub enum FakeBehaviour {
     /// Answers `status` with `body` (JSON) and an optional `retry-after`
     /// header in seconds; no stream.
     Status { status: u16, retry_after: Option<u64>, body: String },
+    /// Sends nothing at all for `delay` (no head, no byte), then the whole
+    /// stream at once: an upstream with a fixed time to first byte, for
+    /// measuring what the gateway adds on top of it.
+    FirstByteAfter { delay: Duration, chunks: Vec<String> },
     /// Sends the response head and the stream's preamble at once, then waits
     /// `delay` before the first delta.
     SlowFirstToken { delay: Duration, chunks: Vec<String> },
@@ -164,6 +168,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 
     let render = Render { wire: shared.wire, model: &model, usage: shared.usage };
     let steps = script(&shared.behaviour, &render);
+    if let FakeBehaviour::FirstByteAfter { delay, .. } = &shared.behaviour {
+        tokio::time::sleep(*delay).await;
+    }
     // Watch the read side while streaming: EOF there (or a failed write) is
     // the client going away, which tests of early drops wait for.
     let peer_gone = tokio::select! {
@@ -199,6 +206,11 @@ fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
     match behaviour {
         FakeBehaviour::Success { chunks, chunk_delay } => {
             steps.extend(deltas(chunks, *chunk_delay));
+            steps.extend(finish());
+            steps.push(Step::End);
+        }
+        FakeBehaviour::FirstByteAfter { chunks, .. } => {
+            steps.extend(deltas(chunks, Duration::ZERO));
             steps.extend(finish());
             steps.push(Step::End);
         }

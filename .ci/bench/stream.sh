@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Streaming benchmark (release build, embedded store): against a fake
+# Anthropic upstream that answers its first byte after FIRST_BYTE_MS and then
+# streams 50 chunks, the time to first token seen by the client minus that
+# delay (what Spec Gen adds: auth, rate limit, persistence, context,
+# routing), at 1, 50 and 200 concurrent streams, and server CPU per reply.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+port=${PORT:-18082}
+seconds=${SECONDS_PER_LEVEL:-8}
+first_byte_ms=${FIRST_BYTE_MS:-50}
+levels=${LEVELS:-1,50,200}
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release -q -p specgen -p specgen-loadgen
+dir=$(mktemp -d)
+pids=()
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+"$target/release/specgen-loadgen" fake-upstream --first-byte-ms "$first_byte_ms" --chunks 50 --seconds 600 >"$dir/fake.url" &
+pids+=($!)
+until [ -s "$dir/fake.url" ]; do sleep 0.05; done
+export SPECGEN_DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/specgen.db" SPECGEN_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
+  ANTHROPIC_API_KEY=bench-key ANTHROPIC_BASE_URL="$(head -n1 "$dir/fake.url")" SPECGEN_RATE_MESSAGES=100000000/60
+"$target/release/specgen" serve >"$dir/server.log" 2>&1 &
+server=$!
+pids+=("$server")
+until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do sleep 0.05; done
+token=$(curl -fs -X POST -H 'content-type: application/json' \
+  -d '{"email":"stream-bench@example.com","password":"Bench-Marmot-2024","name":"Bench"}' \
+  "http://127.0.0.1:$port/api/v1/auth/register" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tokens"]["accessToken"])')
+echo "machine: $(nproc) cores; store: sqlite (WAL); upstream first byte: ${first_byte_ms} ms, 50 chunks"
+"$target/release/specgen-loadgen" --base "http://127.0.0.1:$port" stream --token "$token" --levels "$levels" \
+  --seconds "$seconds" --first-byte-ms "$first_byte_ms" --server-pid "$server"

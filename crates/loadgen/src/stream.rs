@@ -1,0 +1,128 @@
+//! The streaming benchmark: what Spec Gen adds to the time to first token.
+//! A fake Anthropic upstream answers its first byte after a fixed delay and
+//! then streams 50 chunks; the client measures the time from sending a
+//! message (SSE) to its first `message_chunk`, minus that delay.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use serde_json::json;
+use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire};
+
+use crate::stats::Latencies;
+
+/// Runs a fake upstream until `seconds` pass, printing its base URL first.
+pub async fn fake_upstream(first_byte_ms: u64, chunks: usize, seconds: u64) -> anyhow::Result<()> {
+    let chunks = (0..chunks).map(|i| format!("tok{i} ")).collect();
+    let fake = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::FirstByteAfter { delay: Duration::from_millis(first_byte_ms), chunks },
+    )
+    .await;
+    println!("{}", fake.base_url());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    Ok(())
+}
+
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow::anyhow!("unreadable /proc stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on Linux whatever the kernel's own tick.
+    Ok(ticks / 100.0)
+}
+
+async fn session(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+    let res = client
+        .post(format!("{base}/api/v1/chat/sessions"))
+        .bearer_auth(token)
+        .json(&json!({"title": "bench"}))
+        .send()
+        .await?;
+    let body: serde_json::Value = res.json().await?;
+    body["data"]["id"].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no session: {body}"))
+}
+
+/// One streamed reply: `(time to first chunk, completed normally)`.
+async fn one_reply(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<(Duration, bool)> {
+    let started = Instant::now();
+    let res = client
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .json(&json!({"content": "Tell me something about benchmarks, please."}))
+        .send()
+        .await?;
+    anyhow::ensure!(res.status().is_success(), "send answered {}", res.status());
+    let mut body = res.bytes_stream();
+    let mut seen = String::new();
+    let mut first = None;
+    while let Some(bytes) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&bytes?));
+        if first.is_none() && seen.contains("event: message_chunk") {
+            first = Some(started.elapsed());
+        }
+    }
+    let first = first.ok_or_else(|| anyhow::anyhow!("no chunk in: {seen}"))?;
+    Ok((first, seen.contains("event: message_complete")))
+}
+
+pub async fn run(
+    base: &str,
+    token: &str,
+    levels: &[usize],
+    seconds: u64,
+    first_byte_ms: u64,
+    server_pid: u32,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
+    let upstream_delay = Duration::from_millis(first_byte_ms);
+    for &streams in levels {
+        let mut urls = Vec::with_capacity(streams);
+        for _ in 0..streams {
+            urls.push(format!("{base}/api/v1/chat/sessions/{}/messages", session(&client, base, token).await?));
+        }
+        let cpu_before = cpu_seconds(server_pid)?;
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let tasks: Vec<_> = urls
+            .into_iter()
+            .map(|url| {
+                let (client, token) = (client.clone(), token.to_owned());
+                tokio::spawn(async move {
+                    let mut added = Latencies::new();
+                    let (mut complete, mut failed) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        match one_reply(&client, &url, &token).await {
+                            Ok((first, ok)) => {
+                                added.record(first.saturating_sub(upstream_delay));
+                                if ok { complete += 1 } else { failed += 1 }
+                            }
+                            Err(_) => failed += 1,
+                        }
+                    }
+                    (added, complete, failed)
+                })
+            })
+            .collect();
+        let mut added = Latencies::new();
+        let (mut complete, mut failed) = (0, 0);
+        for task in tasks {
+            let (l, c, f) = task.await?;
+            added.merge(&l);
+            complete += c;
+            failed += f;
+        }
+        let cpu = cpu_seconds(server_pid)? - cpu_before;
+        println!(
+            "streams={streams:>3}: replies={complete} ({:.1}/s) failed={failed} added-TTFT {} server CPU/reply={:.3}ms",
+            complete as f64 / seconds as f64,
+            added.summary(),
+            if complete > 0 { cpu * 1000.0 / complete as f64 } else { f64::NAN }
+        );
+    }
+    Ok(())
+}
