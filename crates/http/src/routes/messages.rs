@@ -195,7 +195,7 @@ pub async fn send(
             user_message: MessageDto::from(&user_message),
             ai_message: ai_message.as_ref().map(MessageDto::from),
         })),
-        SendOutcome::Created { user_message, events } if wants_sse => Ok(sse(user_message, events, body.ai_reply)),
+        SendOutcome::Created { events, .. } if wants_sse => Ok(sse(events, body.ai_reply)),
         SendOutcome::Created { user_message, mut events } => {
             let mut ai_message = None;
             if body.ai_reply {
@@ -215,11 +215,7 @@ pub async fn send(
 
 /// One SSE frame per event, flushed as it comes; the stream ends after the
 /// reply's final event (or after the user message when no reply was asked).
-fn sse(
-    _user_message: Message,
-    events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>,
-    ai_reply: bool,
-) -> HttpResponse {
+fn sse(events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>, ai_reply: bool) -> HttpResponse {
     let frames = futures::stream::unfold((events, false), move |(mut events, done)| async move {
         if done {
             return None;
