@@ -58,11 +58,11 @@ fn main() -> std::process::ExitCode {
             Command::Serve { open } => wiring::serve(config, open).await,
             Command::Migrate => wiring::migrate(config).await,
             Command::Config => {
-                println!("{}", serde_json::to_string_pretty(&config)?);
+                print_out(&serde_json::to_string_pretty(&config)?);
                 Ok(())
             }
             Command::Openapi => {
-                println!("{}", specgen_http::openapi().to_pretty_json()?);
+                print_out(&specgen_http::openapi().to_pretty_json()?);
                 Ok(())
             }
         }
@@ -75,6 +75,12 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Writes to stdout; a reader that went away (`specgen config | head`) is not an error.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// Human-readable logs on a terminal, JSON lines otherwise.
