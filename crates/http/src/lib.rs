@@ -163,6 +163,8 @@ pub fn server(state: AppState, config: HttpConfig, listener: TcpListener) -> std
             .wrap(observe::Observe)
             .wrap(request_id::RequestIdMiddleware)
     })
+    // Tokens are small writes that must leave at once, not wait on Nagle.
+    .tcp_nodelay(true)
     .listen(listener)?
     .shutdown_timeout(shutdown_timeout.as_secs());
     if let Some(workers) = workers {

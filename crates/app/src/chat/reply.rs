@@ -216,10 +216,8 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        if let Err(e) = self.store().messages.insert(&reply).await {
-            tracing::error!(error = %e, "could not store the reply as it started; it continues and is stored at its end");
-        }
-        self.invalidate_lists_of(reply.session_id).await;
+        // The first token goes out before the store writes: they would sit on
+        // the time-to-first-token path otherwise; the text is persisted anyway.
         self.inner.in_flight.register(reply.id, cancel.clone());
         emitter.emit(ChatEvent::MessageCreated(Message { content: String::new(), ..reply.clone() }));
         let mut seq = 1;
@@ -230,6 +228,10 @@ impl App {
             content: first,
             at: now,
         });
+        if let Err(e) = self.store().messages.insert(&reply).await {
+            tracing::error!(error = %e, "could not store the reply as it started; it continues and is stored at its end");
+        }
+        self.invalidate_lists_of(reply.session_id).await;
 
         let total_deadline = tokio::time::Instant::now() + settings.total_timeout;
         let mut last_persist = Instant::now();

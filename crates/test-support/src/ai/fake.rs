@@ -148,6 +148,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    // Each event must leave as it is written, like a real streaming upstream.
+    let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let Some(request) = read_request(&mut reader).await else {
         return;
