@@ -1,10 +1,14 @@
-//! In-process adapters: state that lives in one instance's memory. Today the
-//! fixed-window rate limiter (alone, or as the fallback while Redis is down)
-//! and the cache; this crate will later also hold the event bus, so a single
-//! instance needs no external service at all.
+//! In-process adapters: state that lives in one instance's memory. The
+//! fixed-window rate limiter (alone, or as the fallback while Redis is
+//! down), the cache, the event bus and the reply log, so a single instance
+//! needs no external service at all.
 
+mod bus;
 mod cache;
 mod rate_limit;
+mod reply_log;
 
+pub use bus::InProcessBus;
 pub use cache::InProcessCache;
 pub use rate_limit::InProcessRateLimiter;
+pub use reply_log::InProcessReplyLog;

@@ -3,6 +3,7 @@
 //! implement these; nothing here knows a driver or a framework.
 
 pub mod ai;
+pub mod bus;
 pub mod cache;
 pub mod clock;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod rate_limit;
 pub mod store;
 
 pub use ai::{AiProvider, ChatTurn, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage, TurnRole};
+pub use bus::{BusError, Delivery, EventBus, ReplyLog, Subscription};
 pub use cache::{Cache, CacheError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RepoError;

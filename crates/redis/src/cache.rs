@@ -61,7 +61,7 @@ fn unavailable(error: impl Display) -> CacheError {
 
 /// Whole milliseconds, rounded up so a positive TTL never becomes the zero
 /// Redis refuses, and capped at [`MAX_TTL_MS`].
-fn ttl_ms(ttl: Duration) -> u64 {
+pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX).min(MAX_TTL_MS)
 }
 

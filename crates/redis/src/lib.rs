@@ -1,9 +1,13 @@
-//! Redis adapters: state shared by every instance of the service. Today the
-//! fixed-window rate limiter, so limits hold across instances, and the
-//! cache, so an invalidation on one instance is seen by all.
+//! Redis adapters: state shared by every instance of the service. The
+//! fixed-window rate limiter, so limits hold across instances; the cache, so
+//! an invalidation on one instance is seen by all; the event bus, so every
+//! event reaches every connection on any instance; and the reply log, so a
+//! client resumes a reply exactly on whichever instance it reconnects to.
 
+mod bus;
 mod cache;
 mod rate_limit;
+mod reply_log;
 
 use std::time::Duration;
 
@@ -11,8 +15,10 @@ use anyhow::Context as _;
 use deadpool_redis::{Pool, Runtime};
 use redis::FromRedisValue;
 
+pub use bus::RedisBus;
 pub use cache::RedisCache;
 pub use rate_limit::RedisRateLimiter;
+pub use reply_log::RedisReplyLog;
 
 /// A connection pool to `url` whose every wait (for a free connection, to
 /// connect, to check a connection before reuse) is bounded by `timeout`, so

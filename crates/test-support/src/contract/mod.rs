@@ -1,6 +1,7 @@
 //! The store contract: every case takes an empty, migrated store. Postgres
 //! and the embedded store must both pass all of them.
 
+pub mod bus;
 pub mod cache;
 pub mod messages;
 pub mod rate_limit;
@@ -116,6 +117,62 @@ macro_rules! cache_contract_tests {
             async fn $case() {
                 let cache = $fresh().await;
                 $crate::contract::cache::$case(&cache).await;
+            }
+        )+
+    };
+}
+
+/// Expands to one `#[tokio::test]` per event-bus contract case, each on the
+/// two handles from `$fresh` (an
+/// `async fn() -> (Arc<dyn EventBus>, Arc<dyn EventBus>)`, see the module).
+#[macro_export]
+macro_rules! event_bus_contract_tests {
+    ($fresh:path) => {
+        $crate::event_bus_contract_tests!(@cases $fresh;
+            publication_reaches_other_handle_in_order,
+            every_subscriber_gets_everything,
+            publishers_keep_their_own_order,
+            topics_are_independent,
+            nothing_from_before_subscribe,
+            dropped_subscription_stops_delivery,
+            publish_without_subscribers_succeeds,
+            payloads_round_trip_exactly,
+        );
+    };
+    (@cases $fresh:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (a, b) = $fresh().await;
+                $crate::contract::bus::$case(&a, &b).await;
+            }
+        )+
+    };
+}
+
+/// Expands to one `#[tokio::test]` per reply-log contract case, each on the
+/// two handles from `$fresh` (an
+/// `async fn() -> (Arc<dyn ReplyLog>, Arc<dyn ReplyLog>)`: two instances on
+/// one namespace, or in process the same log twice).
+#[macro_export]
+macro_rules! reply_log_contract_tests {
+    ($fresh:path) => {
+        $crate::reply_log_contract_tests!(@cases $fresh;
+            read_after_returns_the_rest,
+            unknown_reply_is_empty,
+            logs_share_chunks,
+            repeated_seq_is_ignored_and_gap_refused,
+            replies_are_independent,
+            finish_keeps_chunks_for_grace_only,
+            chunks_round_trip_exactly,
+        );
+    };
+    (@cases $fresh:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (a, b) = $fresh().await;
+                $crate::contract::bus::$case(&a, &b).await;
             }
         )+
     };
