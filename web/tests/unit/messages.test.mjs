@@ -140,3 +140,36 @@ test('a failed optimistic send is marked for retry and can be removed', () => {
   l.removePending('c1');
   assert.equal(l.length, 0);
 });
+
+test('after a reconnect the newest page adds what was missed, confirms sends and finishes replies', () => {
+  const l = new MessageList(S);
+  l.addOlderPage({ items: [user('m1', 'hi', { createdAt: '2026-01-01T00:00:00Z' })], nextCursor: null });
+  l.applyCreated(ai('a1', 'streaming', '', { createdAt: '2026-01-01T00:00:01Z' }));
+  l.applyChunk(chunk('a1', 1, 'Hel'));
+  l.addPending({ clientMessageId: 'c1', content: 'sent while offline', senderId: 'u1' });
+  const r = l.mergeNewest({
+    items: [
+      user('m1', 'hi', { createdAt: '2026-01-01T00:00:00Z' }),
+      ai('a1', 'complete', 'Hello', { createdAt: '2026-01-01T00:00:01Z' }),
+      user('m2', 'from a colleague', { senderId: 'u2', createdAt: '2026-01-01T00:00:02Z' }),
+      user('m3', 'sent while offline', { clientMessageId: 'c1', createdAt: '2026-01-01T00:00:03Z' }),
+      ai('a2', 'streaming', 'par', { createdAt: '2026-01-01T00:00:04Z' }),
+    ],
+    nextCursor: 'older',
+  });
+  assert.deepEqual(r, { added: 2, overlap: true });
+  assert.deepEqual(l.items.map((m) => m.id), ['m1', 'a1', 'm2', 'm3', 'a2']);
+  assert.equal(l.get('a1').content, 'Hello');
+  assert.equal(l.get('a1').status, 'complete');
+  assert.deepEqual(l.resumeRequests(), [{ sessionId: S, messageId: 'a2', afterSeq: 0 }]);
+});
+
+test('a newest page with nothing we know, and more behind it, reports no overlap', () => {
+  const l = new MessageList(S);
+  l.addOlderPage({ items: [user('m1', 'old')], nextCursor: null });
+  const r = l.mergeNewest({ items: [user('m99', 'much later', { createdAt: '2026-02-01T00:00:00Z' })], nextCursor: 'more' });
+  assert.equal(r.overlap, false);
+  l.reset();
+  assert.equal(l.length, 0);
+  assert.equal(l.hasOlder, true);
+});

@@ -66,6 +66,54 @@ export class MessageList {
     this.streams.set(m.id, { lastSeq: 0, buffered: new Map() });
   }
 
+  /**
+   * The newest page fetched again after a reconnect: messages created while
+   * we were away are added, stored copies confirm optimistic sends, replies
+   * that ended meanwhile take their final state. Returns whether the page
+   * overlapped what we had; if not (more than a page was missed) and older
+   * messages exist, the caller should start over from this page.
+   */
+  mergeNewest(page) {
+    const items = page.items ?? [];
+    let overlap = this.items.length === 0 || page.nextCursor == null;
+    let added = 0;
+    for (const raw of items) {
+      if (this.byId.has(raw.id)) {
+        overlap = true;
+        this.applySnapshot(raw);
+        continue;
+      }
+      const pending = raw.clientMessageId && raw.role === 'user' ? this.byId.get(`pending:${raw.clientMessageId}`) : null;
+      const m = normalise(raw);
+      if (pending) {
+        this.byId.delete(pending.id);
+        this.items[this.items.indexOf(pending)] = m;
+      } else {
+        this.items.push(m);
+        added++;
+      }
+      this.byId.set(m.id, m);
+      if (m.role === 'assistant' && m.status === 'streaming') this.#startResumeFromZero(m);
+    }
+    if (added) {
+      // Put what arrived late in time order; unconfirmed sends stay last.
+      const key = (m) => (m.pending ? Infinity : Date.parse(m.createdAt) || 0);
+      this.items = this.items.map((m, i) => [m, i]).sort((a, b) => key(a[0]) - key(b[0]) || a[1] - b[1]).map(([m]) => m);
+    }
+    this.version++;
+    return { added, overlap };
+  }
+
+  /** Forget everything (a reconnect after missing more than a page). */
+  reset() {
+    this.items = [];
+    this.byId.clear();
+    this.streams.clear();
+    this.olderCursor = undefined;
+    this.hasOlder = true;
+    this.version++;
+  }
+
   /** An optimistic user message shown before the server confirms it. */
   addPending({ clientMessageId, content, senderId, createdAt }) {
     const m = normalise({
