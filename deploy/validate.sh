@@ -124,7 +124,7 @@ if command -v kubectl >/dev/null && kubectl kustomize "$here/k8s" >"$work/k8s.ya
 else
   [[ -s "$work/kustomize.err" ]] && { cat "$work/kustomize.err"; failed+=("kubectl kustomize"); }
   for f in "$here"/k8s/*.yaml; do
-    [[ "$(basename "$f")" == kustomization.yaml ]] || manifests+=("$f")
+    case "$(basename "$f")" in kustomization.yaml | secret.example.yaml) ;; *) manifests+=("$f") ;; esac
   done
 fi
 manifests+=("$here/k8s/secret.example.yaml")
