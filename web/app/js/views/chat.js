@@ -77,7 +77,7 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
     h('div', { class: 'composer-row' }, input, h('div', { class: 'composer-buttons' }, stopBtn, sendBtn)),
     composerErr,
     h('div', { class: 'picker' },
-      h('label', { for: providerSel.id, text: 'AI' }), providerSel,
+      h('label', { for: providerSel.id, text: 'Provider' }), providerSel,
       h('label', { for: modelInput.id, text: 'Model' }), modelInput, modelList, demoNote));
 
   const el = h('section', { class: 'chat', 'aria-labelledby': titleEl.id = `title-${sessionId}` },
@@ -233,7 +233,7 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
     if (destroyed) return;
     providerSel.replaceChildren(...providers.map((p) => h('option', {
       value: p.name,
-      text: `${p.name}${p.isDemo ? ' (demo, not a real AI)' : ''}${p.available ? '' : ' (unavailable now)'}`,
+      text: `${p.name}${p.isDemo ? ' (demo)' : ''}${p.available ? '' : ' (unavailable now)'}`,
     })));
     const chosen = providers.find((p) => p.name === session?.provider) ?? providers.find((p) => p.isDefault) ?? providers[0];
     if (chosen) providerSel.value = chosen.name;
@@ -313,7 +313,7 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
       foot.push(h('p', { class: 'msg-state error', role: 'note' }, h('strong', { text: 'Not sent: ' }), m.sendError));
       foot.push(h('button', { type: 'button', class: 'small retry', text: 'Retry', onclick: () => retryPending(m) }));
     }
-    el.setAttribute('aria-label', `${who}${ai && m.status === 'streaming' ? ', writing' : ''}`);
+    el.setAttribute('aria-label', ai ? `Reply from the AI${m.status === 'streaming' ? ', still writing' : ''}` : `Message from ${who}`);
     el.replaceChildren(head, body, ...foot);
   }
 
