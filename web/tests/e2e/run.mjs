@@ -591,6 +591,42 @@ scenario('a failed reply says why and offers a retry', async (browser) => {
   eq(await page.locator('.msg-user').count(), 2, 'the retry is a new message');
 });
 
+scenario('the refresh token stays out of page scripts and the access token is renewed before it expires', async (browser) => {
+  const page = await newPage(browser);
+  let registered = null;
+  const refreshes = [];
+  page.on('response', async (res) => {
+    const url = res.url();
+    if (url.endsWith('/api/v1/auth/register')) registered = await res.json().catch(() => null);
+    if (url.endsWith('/api/v1/auth/refresh')) refreshes.push({ status: res.status(), at: Date.now(), body: await res.json().catch(() => null) });
+  });
+  await signUp(page, 'Renewer');
+  const tokens = registered?.data?.tokens;
+  check(tokens, 'the register response was seen');
+  eq(tokens.refreshToken, '', 'the refresh token in the JSON body (cookie mode)');
+  check(!(await page.evaluate(() => document.cookie)).includes('specgen_refresh'), 'the refresh cookie is not readable by scripts');
+  const cookies = await page.context().cookies();
+  const cookie = cookies.find((c) => c.name === 'specgen_refresh');
+  check(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', `an HttpOnly SameSite=Strict refresh cookie, got ${JSON.stringify(cookie)}`);
+  // On reload the client renews through the cookie.
+  await page.reload();
+  await page.getByRole('button', { name: 'New chat' }).waitFor();
+  check(refreshes.some((r) => r.status === 200 && r.body?.data?.tokens?.refreshToken === ''), 'a reload renews the session through the cookie');
+  if (tokens.expiresIn > 60) {
+    throw new Skip(`the server's access tokens live ${tokens.expiresIn} s; run it with SPECGEN_ACCESS_TOKEN_TTL=20 to watch a renewal`);
+  }
+  const before = refreshes.length;
+  const t0 = Date.now();
+  // Wait past the token's whole life: the client must have renewed on its own.
+  await page.waitForTimeout(tokens.expiresIn * 1000 + 2000);
+  const renewals = refreshes.slice(before);
+  check(renewals.length >= 1 && renewals.every((r) => r.status === 200), `renewed on its own while idle (${JSON.stringify(renewals.map((r) => r.status))})`);
+  check(renewals[0].at - t0 < tokens.expiresIn * 1000, 'renewed before the token expired');
+  await newChat(page);
+  await send(page, 'Still signed in after the first token expired');
+  await waitReplyStatus(page);
+});
+
 scenario('sign out, and a signed-out reload lands on sign-in', async (browser) => {
   const page = await newPage(browser);
   await signUp(page, 'Leaver');
