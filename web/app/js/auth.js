@@ -28,6 +28,11 @@ class Auth extends EventTarget {
       accessToken: () => this.accessToken(),
       renewAfterRejection: () => this.refresh().then(() => true, () => false),
     });
+    // Signing out in one tab signs out the others (they share the cookie).
+    this.channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel('specgen-auth') : null;
+    this.channel?.addEventListener('message', (e) => {
+      if (e.data === 'signedout' && this.signedIn) this.#end('You signed out in another tab.', false);
+    });
     const wake = () => {
       if (this.accessTokenValue && this.clock.dueForRenewal()) this.refresh().catch(() => {});
     };
@@ -128,8 +133,9 @@ class Auth extends EventTarget {
     this.dispatchEvent(new Event('token'));
   }
 
-  #end(reason) {
+  #end(reason, tellOtherTabs = true) {
     const was = this.signedIn;
+    if (was && tellOtherTabs) this.channel?.postMessage('signedout');
     clearTimeout(this.timer);
     this.accessTokenValue = null;
     this.bodyRefreshToken = null;

@@ -25,9 +25,12 @@ export function loadMoreSessions() {
     .get(`chat/sessions${api.qs({ limit: 30, cursor: list.nextCursor })}`)
     .then((page) => {
       if (list === state.sessions) list.addPage(page);
-      changed();
     })
-    .finally(() => { state.loadingSessions = null; });
+    .finally(() => {
+      // Cleared before listeners run, so they do not see a load in progress.
+      state.loadingSessions = null;
+      changed();
+    });
   return state.loadingSessions;
 }
 

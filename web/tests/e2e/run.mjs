@@ -278,6 +278,50 @@ scenario('markup in a user message and in an AI reply stays inert', async (brows
   eq(await page.locator('.messages img, .messages script').count(), 0, 'no injected elements from history');
 });
 
+scenario('Markdown from the AI: code blocks, lists, tables and links render; unsafe links and HTML do not', async (browser) => {
+  const page = await newPage(browser);
+  await page.goto(`${BASE}/signin`);
+  const out = await page.evaluate(async () => {
+    const { renderMarkdown } = await import('/js/markdown.js');
+    const md = [
+      '# Title', '', 'Some **bold** and `code`.', '',
+      '```js', 'const x = "<b>not bold</b>";', '```', '',
+      '1. one', '2. two', '', '- a', '- b', '',
+      '| h1 | h2 |', '|----|---:|', '| c1 | c2 |', '',
+      '[ok](https://example.com/x) [mail](mailto:a@example.com) [bad](javascript:alert(1)) [data](data:text/html,<script>alert(1)</script>) [vb](vbscript:msgbox) [rel](/api/v1/users/me)',
+      '', '![pic](https://example.com/p.png) <iframe src="https://example.com"></iframe> <a href="javascript:alert(2)">raw</a> <span onclick="alert(3)">x</span>',
+    ].join('\n');
+    const host = document.createElement('div');
+    host.append(renderMarkdown(md));
+    return {
+      h1: host.querySelectorAll('h1').length,
+      pre: host.querySelector('pre code')?.textContent,
+      ol: host.querySelectorAll('ol li').length,
+      ul: host.querySelectorAll('ul li').length,
+      th: [...host.querySelectorAll('th')].map((x) => x.textContent),
+      td: [...host.querySelectorAll('td')].map((x) => x.textContent),
+      hrefs: [...host.querySelectorAll('a')].map((a) => [a.textContent, a.getAttribute('href'), a.getAttribute('rel'), a.getAttribute('target')]),
+      bad: host.querySelectorAll('img, iframe, script, span, [onclick], b').length,
+      text: host.textContent,
+    };
+  });
+  eq(out.h1, 1, 'headings');
+  eq(out.pre, 'const x = "<b>not bold</b>";\n', 'the code block keeps its text, markup included, as text');
+  eq(out.ol, 2, 'ordered list items');
+  eq(out.ul, 2, 'bullet list items');
+  eq(JSON.stringify(out.th), '["h1","h2"]', 'table header');
+  eq(JSON.stringify(out.td), '["c1","c2"]', 'table cells');
+  const byText = Object.fromEntries(out.hrefs.map(([t, href, rel, target]) => [t, { href, rel, target }]));
+  eq(byText.ok.href, 'https://example.com/x', 'https link kept');
+  eq(byText.ok.rel, 'noopener noreferrer nofollow', 'external links cannot reach this page');
+  eq(byText.ok.target, '_blank', 'external links open a new tab');
+  eq(byText.mail.href, 'mailto:a@example.com', 'mailto link kept');
+  for (const t of ['bad', 'data', 'vb', 'rel']) eq(byText[t]?.href ?? null, null, `the ${t} link has no address`);
+  eq(byText.pic?.href, 'https://example.com/p.png', 'an image becomes a plain link');
+  eq(out.bad, 0, 'no img, iframe, script, event handlers or raw HTML elements');
+  check(out.text.includes('<iframe'), 'raw HTML is shown as text');
+});
+
 scenario('a dropped socket mid-reply: the reply carries on without duplicated text', async (browser) => {
   const page = await newPage(browser);
   const sockets = [];
@@ -377,6 +421,7 @@ scenario('keyboard only: Tab to the composer, Shift+Enter adds a line, Enter sen
 scenario('360 px wide: usable, nothing overflows, screenshot saved', async (browser) => {
   const page = await newPage(browser, { width: 360, height: 740 });
   await signUp(page, 'Narrow');
+  await page.getByText('No chats yet').waitFor();
   await page.screenshot({ path: path.join(ARTIFACTS, 'list-360.png') });
   await newChat(page);
   await send(page, 'A narrow screen with a table please | a | b |');
@@ -627,14 +672,22 @@ scenario('the refresh token stays out of page scripts and the access token is re
   await waitReplyStatus(page);
 });
 
-scenario('sign out, and a signed-out reload lands on sign-in', async (browser) => {
+scenario('sign out here signs out the other tabs, and a signed-out reload lands on sign-in', async (browser) => {
   const page = await newPage(browser);
   await signUp(page, 'Leaver');
+  const other = await page.context().newPage();
+  await other.goto(`${BASE}/`);
+  await other.getByRole('button', { name: 'New chat' }).waitFor();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  await other.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: 5000 });
+  await other.getByText('You signed out in another tab.').first().waitFor();
   await page.goto(`${BASE}/profile`);
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
   check(page.url().endsWith('/signin'), 'redirected to /signin');
+  const refresh = await page.evaluate(() => fetch('/api/v1/auth/refresh', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Refresh-Cookie': '1' }, body: '{}' }).then((r) => r.status));
+  check(refresh === 401 || refresh === 422, `a refresh after signing out is refused (got ${refresh})`);
+  check(!(await page.context().cookies()).some((c) => c.name === 'specgen_refresh' && c.value), 'the refresh cookie was cleared');
 });
 
 // ---------- run ----------

@@ -224,6 +224,7 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
 
   // ---------- provider picker ----------
   let providers = [];
+  providerSel.disabled = modelInput.disabled = true;
   async function setupPicker() {
     try {
       providers = await loadProviders();
@@ -231,6 +232,7 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
       providers = [];
     }
     if (destroyed) return;
+    providerSel.disabled = modelInput.disabled = false;
     providerSel.replaceChildren(...providers.map((p) => h('option', {
       value: p.name,
       text: `${p.name}${p.isDemo ? ' (demo)' : ''}${p.available ? '' : ' (unavailable now)'}`,
@@ -771,17 +773,14 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
   async function start() {
     renderHeader();
     topStatus.textContent = 'Loading messages…';
-    const sessionLoaded = loadSession();
-    setupPicker();
+    // The picker starts from the session's choice, so it waits for both.
+    Promise.all([loadSession(), loadProviders().catch(() => [])]).then(() => setupPicker());
     try {
       const page = await api.get(`chat/sessions/${sessionId}/messages${api.qs({ limit: PAGE })}`);
       if (destroyed) return;
       list.addOlderPage(page);
       slice = win.initialWindow(list.length);
       stickToBottom = true;
-      render();
-      await sessionLoaded;
-      setupPicker();
       render();
     } catch (e) {
       if (e.status === 404) return showGone();
