@@ -23,6 +23,7 @@ check specgen-domain "${core_forbidden[@]}" tokio
 check specgen-ports "${core_forbidden[@]}"
 check specgen-app "${core_forbidden[@]}"
 check specgen-http diesel diesel-async redis deadpool-redis async-openai "${adapters[@]}"
+check specgen-gateway diesel diesel-async redis deadpool-redis async-openai "${adapters[@]}"
 # Adapters depend on ports, never on each other.
 for adapter in "${adapters[@]}"; do
   check "$adapter" $(printf '%s\n' "${adapters[@]}" | grep -vx "$adapter")

@@ -179,6 +179,16 @@ pub struct Config {
     pub specgen_demo_chunk_delay_ms: u64,
     /// Prefix of every Redis key, so deployments can share one Redis.
     pub specgen_redis_namespace: String,
+    /// Largest WebSocket frame a client may send, in bytes (beyond: close 1008).
+    pub specgen_ws_max_frame: usize,
+    /// Frames a WebSocket may have queued before it is closed with 1013.
+    pub specgen_ws_outbox: usize,
+    /// Seconds between server pings on each WebSocket.
+    pub specgen_ws_heartbeat: u64,
+    /// Seconds of silence after which a WebSocket peer counts as dead.
+    pub specgen_ws_peer_timeout: u64,
+    /// Seconds a WebSocket has to send `authenticate` when its upgrade had no token.
+    pub specgen_ws_auth_timeout: u64,
 }
 
 impl Default for Config {
@@ -219,6 +229,11 @@ impl Default for Config {
             specgen_context_tokens: 4_000,
             specgen_demo_chunk_delay_ms: 25,
             specgen_redis_namespace: "specgen".into(),
+            specgen_ws_max_frame: 64 * 1024,
+            specgen_ws_outbox: 1024,
+            specgen_ws_heartbeat: 10,
+            specgen_ws_peer_timeout: 20,
+            specgen_ws_auth_timeout: 10,
         }
     }
 }
@@ -230,6 +245,33 @@ fn rate_rule(name: &str, raw: &str) -> anyhow::Result<specgen_ports::RateRule> {
         (count > 0 && secs > 0).then(|| specgen_ports::RateRule::new(count, std::time::Duration::from_secs(secs)))
     });
     parsed.ok_or_else(|| anyhow::anyhow!("{name} must be COUNT/SECONDS with both positive, e.g. 5/900 (got {raw:?})"))
+}
+
+impl Config {
+    /// The gateway's settings; zero seconds or sizes are refused, since they
+    /// would close every connection at once.
+    pub fn gateway(&self) -> anyhow::Result<specgen_gateway::GatewayConfig> {
+        let positive = |name: &str, value: u64| {
+            if value == 0 { Err(anyhow::anyhow!("{name} must be positive")) } else { Ok(value) }
+        };
+        Ok(specgen_gateway::GatewayConfig {
+            max_frame_bytes: positive("SPECGEN_WS_MAX_FRAME", self.specgen_ws_max_frame as u64)? as usize,
+            outbox_capacity: positive("SPECGEN_WS_OUTBOX", self.specgen_ws_outbox as u64)? as usize,
+            heartbeat_every: std::time::Duration::from_secs(positive(
+                "SPECGEN_WS_HEARTBEAT",
+                self.specgen_ws_heartbeat,
+            )?),
+            peer_timeout: std::time::Duration::from_secs(positive(
+                "SPECGEN_WS_PEER_TIMEOUT",
+                self.specgen_ws_peer_timeout,
+            )?),
+            auth_timeout: std::time::Duration::from_secs(positive(
+                "SPECGEN_WS_AUTH_TIMEOUT",
+                self.specgen_ws_auth_timeout,
+            )?),
+            ..specgen_gateway::GatewayConfig::default()
+        })
+    }
 }
 
 /// The enabled providers, default first, then the fallback order.

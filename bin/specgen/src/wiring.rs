@@ -6,9 +6,14 @@ use std::time::{Duration, Instant};
 
 use specgen_app::{AiSettings, App, AppConfig, ContextBudget, Ports};
 use specgen_domain::ProviderName;
+use specgen_gateway::{Gateway, GatewayFeed};
 use specgen_http::{AppState, HttpConfig};
 use specgen_ports::AiProvider;
-use specgen_ports::{Cache, Clock, RateLimiter, Store, SystemClock};
+use specgen_ports::{Cache, Clock, EventBus, RateLimiter, ReplyLog, Store, SystemClock};
+
+/// How far a room's reader may fall behind its session on the in-process
+/// bus before its members are cut and resume.
+const BUS_CAPACITY: usize = 4096;
 use specgen_store_postgres::{PgConfig, PgStore};
 use specgen_store_sqlite::{SqliteConfig, SqliteStore};
 
@@ -70,6 +75,7 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 /// A server that is listening; await `server` to run it until shutdown.
 pub struct Running {
     pub app: App,
+    pub gateway: Gateway,
     pub address: std::net::SocketAddr,
     pub server: actix_web::dev::Server,
     pub store_kind: &'static str,
@@ -91,12 +97,17 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
 
     let plan = config.ai_plan()?;
     let shared = shared(config, Arc::clone(&clock))?;
+    let gateway_config = config.gateway()?;
+    let feed =
+        Arc::new(GatewayFeed::new(Arc::clone(&shared.bus), Arc::clone(&shared.reply_log), gateway_config.reply_grace));
     let ports = Ports {
         store: opened.store(),
         clock: Arc::clone(&clock),
         rate_limiter: shared.rate_limiter,
         cache: shared.cache,
         providers: providers(config, &plan)?,
+        bus: Arc::clone(&shared.bus),
+        feed,
     };
     let app_config = AppConfig {
         jwt_secret: jwt_secret.expose().as_bytes().to_vec(),
@@ -119,6 +130,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let app = App::new(ports, app_config)?;
     app.recover_interrupted_replies().await?;
 
+    let gateway = Gateway::new(app.clone(), shared.bus, shared.reply_log, gateway_config)?;
     let state_app = app.clone();
     let state = AppState { app, metrics: specgen_http::metrics_setup::prometheus()? };
     let http = HttpConfig {
@@ -131,13 +143,14 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let listener = TcpListener::bind(config.specgen_listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.specgen_listen))?;
     let address = listener.local_addr()?;
-    let server = specgen_http::server(state, http, listener)?;
-    Ok(Running { app: state_app, address, server, store_kind: opened.kind(), migrations_applied: applied })
+    let routes = gateway.clone();
+    let server = specgen_http::server(state, http, listener, move |cfg| routes.configure(cfg))?;
+    Ok(Running { app: state_app, gateway, address, server, store_kind: opened.kind(), migrations_applied: applied })
 }
 
 pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    let Running { app, address, server, store_kind, migrations_applied } = start(&config).await?;
+    let Running { app, gateway, address, server, store_kind, migrations_applied } = start(&config).await?;
     let url = format!("http://{address}/");
     tracing::info!(
         %url,
@@ -149,7 +162,14 @@ pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     if open_browser {
         open_in_browser(&url);
     }
-    // actix handles SIGTERM and SIGINT: stop accepting, drain, then return.
+    let handle = server.handle();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping: closing WebSocket connections, draining requests");
+        // Every WebSocket gets its close frame while requests drain.
+        gateway.shutdown();
+        handle.stop(true).await;
+    });
     server.await?;
     // Replies in flight get the same grace as requests, then are stopped and
     // stored as cancelled with their partial text.
@@ -158,11 +178,35 @@ pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server cleanly");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
 /// The adapters that are shared between instances when `REDIS_URL` is set,
 /// in-process otherwise.
 struct Shared {
     rate_limiter: Arc<dyn RateLimiter>,
     cache: Arc<dyn Cache>,
+    bus: Arc<dyn EventBus>,
+    reply_log: Arc<dyn ReplyLog>,
 }
 
 /// Rate limits in Redis fall back to in-process counting while Redis is
@@ -170,14 +214,22 @@ struct Shared {
 fn shared(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
     let local: Arc<dyn RateLimiter> = Arc::new(specgen_inprocess::InProcessRateLimiter::new(Arc::clone(&clock)));
     let Some(url) = &config.redis_url else {
-        return Ok(Shared { rate_limiter: local, cache: Arc::new(specgen_inprocess::InProcessCache::new(10_000)) });
+        return Ok(Shared {
+            rate_limiter: local,
+            cache: Arc::new(specgen_inprocess::InProcessCache::new(10_000)),
+            bus: Arc::new(specgen_inprocess::InProcessBus::new(BUS_CAPACITY)),
+            reply_log: Arc::new(specgen_inprocess::InProcessReplyLog::new()),
+        });
     };
     let pool = specgen_redis::pool(url.expose(), 16, Duration::from_millis(500))?;
     let limiter: Arc<dyn RateLimiter> =
         Arc::new(specgen_redis::RedisRateLimiter::new(pool.clone(), clock, config.specgen_redis_namespace.clone()));
+    let namespace = config.specgen_redis_namespace.clone();
     Ok(Shared {
         rate_limiter: Arc::new(specgen_app::rate_limit::FailoverRateLimiter::new(limiter, local)),
-        cache: Arc::new(specgen_redis::RedisCache::new(pool, config.specgen_redis_namespace.clone())),
+        cache: Arc::new(specgen_redis::RedisCache::new(pool.clone(), namespace.clone())),
+        bus: Arc::new(specgen_redis::RedisBus::new(url.expose(), namespace.clone())?),
+        reply_log: Arc::new(specgen_redis::RedisReplyLog::new(pool, namespace)),
     })
 }
 

@@ -89,7 +89,34 @@ async fn openapi_and_docs_are_served(backend: Backend) {
     assert_eq!(script.status(), 200);
 }
 
+/// Browsers get the web client at `/` and on its own routes; API paths
+/// never do, whatever they accept.
+async fn web_client_is_served(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for path in ["/", "/sessions/some-id", "/settings"] {
+        let res = app.client.get(app.url(path)).header("accept", "text/html,*/*;q=0.8").send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        let policy = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        let html = res.text().await.unwrap();
+        assert!(html.contains("<html"), "{path}: {html}");
+        let again = app.client.get(app.url(path)).header("accept", "text/html").header("if-none-match", etag);
+        assert_eq!(again.send().await.unwrap().status(), 304, "{path} revalidates");
+    }
+    for path in ["/api/v1/nothing", "/health/nope", "/ws/x", "/metrics/x"] {
+        let res = app.client.get(app.url(path)).header("accept", "text/html").send().await.unwrap();
+        let (status, body) = read(res).await;
+        assert_eq!(status, 404, "{path}");
+        assert_error(&body, "NOT_FOUND");
+    }
+    let res = app.client.post(app.url("/")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(res.status(), 404, "only GET and HEAD serve the client");
+}
+
 for_both_stores!(
+    web_client_is_served,
     health_live_and_ready,
     request_id_is_kept_or_replaced,
     unknown_routes_are_json_404,

@@ -47,14 +47,19 @@ impl App {
     /// Replies left `streaming` by a crash can never finish: mark them failed,
     /// keeping their partial text, so no client waits on them forever.
     pub async fn recover_interrupted_replies(&self) -> Result<u64, RepoError> {
-        let error = MessageError {
-            code: "INTERRUPTED".to_owned(),
-            message: "The server stopped before this reply finished.".to_owned(),
-        };
-        let failed = self.store().messages.fail_streaming(&error, self.clock().now()).await?;
+        let failed = self.store().messages.fail_streaming(&interrupted(), self.clock().now()).await?;
         if failed > 0 {
             tracing::warn!(failed, "marked interrupted replies as failed");
         }
         Ok(failed)
+    }
+}
+
+/// Why a reply cut short by the server stopping ended: at shutdown, or found
+/// still `streaming` after a crash.
+pub(crate) fn interrupted() -> MessageError {
+    MessageError {
+        code: "INTERRUPTED".to_owned(),
+        message: "The server stopped before this reply finished.".to_owned(),
     }
 }

@@ -10,10 +10,13 @@ pub mod rate_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use specgen_ports::{AiProvider, Cache, Clock, RateLimiter, RateRule, Store};
+use specgen_ports::{AiProvider, Cache, Clock, EventBus, RateLimiter, RateRule, Store};
 
 pub use accounts::{AuthContext, AuthSession, IssuedTokens, ProfilePatch};
-pub use chat::{AiSettings, ChatEvent, ContextBudget, NewSession, SendMessage, SendOutcome, SessionPatch, SessionView};
+pub use chat::{
+    AiSettings, ChatEvent, ContextBudget, NewSession, NoFeed, SendMessage, SendOutcome, SessionFeed, SessionPatch,
+    SessionView,
+};
 pub use error::AppError;
 pub use health::{CheckStatus, Readiness};
 
@@ -27,6 +30,11 @@ pub struct Ports {
     pub cache: Arc<dyn Cache>,
     /// The enabled AI providers (order comes from `AppConfig::ai`).
     pub providers: Vec<Arc<dyn AiProvider>>,
+    /// Between instances: carries requests to stop a reply to the instance
+    /// that runs it.
+    pub bus: Arc<dyn EventBus>,
+    /// Where every session event goes live (the gateway).
+    pub feed: Arc<dyn SessionFeed>,
 }
 
 /// Limits enforced by the use cases.
@@ -93,6 +101,11 @@ struct Inner {
     in_flight: chat::messages::InFlight,
     /// Every reply task, so shutdown can wait for them.
     tasks: tokio_util::task::TaskTracker,
+    /// Stops background listeners at shutdown.
+    background_stop: tokio_util::sync::CancellationToken,
+    /// Set when shutdown cuts the replies still running: they end as
+    /// interrupted (failed), not as cancelled by a user.
+    interrupting: std::sync::atomic::AtomicBool,
     /// The multi-threaded runtime replies run on, whichever worker started them.
     runtime: tokio::runtime::Handle,
 }
@@ -108,7 +121,7 @@ impl App {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("the application must be built inside a tokio runtime"))?;
         let providers = chat::Providers::new(ports.providers.clone(), &config.ai.order);
-        Ok(Self {
+        let app = Self {
             inner: Arc::new(Inner {
                 ports,
                 limits: config.limits,
@@ -119,9 +132,13 @@ impl App {
                 breakers: chat::routing::Breakers::default(),
                 in_flight: chat::messages::InFlight::default(),
                 tasks: tokio_util::task::TaskTracker::new(),
+                background_stop: tokio_util::sync::CancellationToken::new(),
+                interrupting: std::sync::atomic::AtomicBool::new(false),
                 runtime,
             }),
-        })
+        };
+        app.listen_for_remote_cancels();
+        Ok(app)
     }
 
     /// The enabled providers with whether each is available now (its
@@ -132,11 +149,13 @@ impl App {
     }
 
     /// Waits up to `grace` for replies in flight to end, then stops the rest
-    /// (each is stored as cancelled with its partial text).
+    /// (each is stored as failed, `INTERRUPTED`, with its partial text).
     pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.inner.background_stop.cancel();
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!(in_flight = self.replies_in_flight(), "stopping replies still running at shutdown");
+            self.inner.interrupting.store(true, std::sync::atomic::Ordering::SeqCst);
             self.inner.in_flight.cancel_all();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.inner.tasks.wait()).await;
         }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics_setup;
 pub mod observe;
+pub mod refresh_cookie;
 pub mod request_id;
 pub mod routes;
 pub mod rules;
@@ -141,8 +142,19 @@ fn cors(config: &HttpConfig) -> actix_cors::Cors {
     })
 }
 
-/// Builds the server on an already-bound listener (tests bind port 0).
-pub fn server(state: AppState, config: HttpConfig, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+/// Builds the server on an already-bound listener (tests bind port 0), with
+/// more routes (the gateway's) registered by `extra`. Signals are left to
+/// the caller, which stops the server through its handle: WebSocket
+/// connections must be closed before the server drains.
+pub fn server<F>(
+    state: AppState,
+    config: HttpConfig,
+    listener: TcpListener,
+    extra: F,
+) -> std::io::Result<actix_web::dev::Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
     let workers = config.workers;
     let shutdown_timeout = config.shutdown_timeout;
     let config_data = web::Data::new(config);
@@ -153,10 +165,10 @@ pub fn server(state: AppState, config: HttpConfig, listener: TcpListener) -> std
         app.app_data(web::PayloadConfig::new(config_data.body_limit))
             .app_data(config_data.clone())
             .app_data(state_data.clone())
+            .configure(extra.clone())
             .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", api))
             .route("/api/docs", web::get().to(routes::ops::docs_redirect))
             .route("/metrics", web::get().to(routes::ops::metrics))
-            .route("/", web::get().to(routes::ops::root))
             .default_service(web::to(routes::fallback::not_found))
             .wrap(ErrorHandlers::new().default_handler(routes::fallback::ensure_json_error))
             .wrap(cors(&config_data))
@@ -166,6 +178,7 @@ pub fn server(state: AppState, config: HttpConfig, listener: TcpListener) -> std
     // Tokens are small writes that must leave at once, not wait on Nagle.
     .tcp_nodelay(true)
     .listen(listener)?
+    .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs());
     if let Some(workers) = workers {
         server = server.workers(workers);

@@ -5,11 +5,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
+use specgen_ports::RateWindow as Window;
 use specgen_ports::{Clock, RateDecision, RateLimitError, RateLimiter, RateRule};
-use time::OffsetDateTime;
 
 /// Below this many counters the map is never swept: it costs more than the
 /// memory it would give back.
@@ -121,49 +120,10 @@ impl State {
     }
 }
 
-/// The fixed window `now` falls in: index = floor(unix ms / window ms).
-struct Window {
-    len_ms: u64,
-    index: i128,
-    now_ms: i128,
-    ends_at_ms: i128,
-    reset_after: Duration,
-}
-
-impl Window {
-    fn at(now: OffsetDateTime, len: Duration) -> Self {
-        // A zero window would divide by zero; a millisecond is the finest
-        // window the Redis keys can tell apart, so both adapters agree.
-        let len_ms = u64::try_from(len.as_millis()).unwrap_or(u64::MAX).max(1);
-        let now_ns = now.unix_timestamp_nanos();
-        // Euclidean division so instants before 1970 still floor.
-        let now_ms = now_ns.div_euclid(1_000_000);
-        let index = now_ms.div_euclid(i128::from(len_ms));
-        let ends_at_ms = (index + 1).saturating_mul(i128::from(len_ms));
-        // From nanoseconds, so a clock between milliseconds gets the exact
-        // time left rather than up to a millisecond more.
-        let reset_ns = ends_at_ms.saturating_mul(1_000_000) - now_ns;
-        Self {
-            len_ms,
-            index,
-            now_ms,
-            ends_at_ms,
-            reset_after: Duration::from_nanos(u64::try_from(reset_ns).unwrap_or(u64::MAX)),
-        }
-    }
-
-    fn decision(&self, rule: RateRule, count: u32, allowed: bool) -> RateDecision {
-        RateDecision {
-            allowed,
-            limit: rule.limit,
-            remaining: rule.limit.saturating_sub(count),
-            reset_after: self.reset_after,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use specgen_ports::ManualClock;
     use time::macros::datetime;
 
@@ -218,20 +178,5 @@ mod tests {
         }
         // Stale, but below the threshold: kept until the map grows.
         assert_eq!(limiter.state().len, 10);
-    }
-
-    #[test]
-    fn windows_floor_before_the_epoch() {
-        let window = Window::at(datetime!(1969-12-31 23:59:59.5 UTC), Duration::from_secs(1));
-        assert_eq!(window.index, -1);
-        assert_eq!(window.ends_at_ms, 0);
-        assert_eq!(window.reset_after, Duration::from_millis(500));
-    }
-
-    #[test]
-    fn zero_window_counts_per_millisecond() {
-        let window = Window::at(datetime!(2030-01-01 0:00:00.000_250 UTC), Duration::ZERO);
-        assert_eq!(window.len_ms, 1);
-        assert_eq!(window.reset_after, Duration::from_micros(750));
     }
 }

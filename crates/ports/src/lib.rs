@@ -17,5 +17,5 @@ pub use cache::{Cache, CacheError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RepoError;
 pub use page::{Direction, Page, PageRequest};
-pub use rate_limit::{RateDecision, RateLimitError, RateLimiter, RateRule};
+pub use rate_limit::{RateDecision, RateLimitError, RateLimiter, RateRule, RateWindow};
 pub use store::{MessageRepository, RefreshTokenRepository, SessionRepository, Store, StoreHealth, UserRepository};

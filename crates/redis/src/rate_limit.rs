@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_redis::Pool;
 use redis::FromRedisValue;
+use specgen_ports::RateWindow as Window;
 use specgen_ports::{Clock, RateDecision, RateLimitError, RateLimiter, RateRule};
-use time::OffsetDateTime;
 
 /// Keys live this long past their window's end (by this instance's clock),
 /// so an instance whose clock runs a little behind still finds the count.
@@ -84,40 +84,5 @@ impl RateLimiter for RedisRateLimiter {
         let (count,): (Option<u64>,) = self.query(&pipe).await?;
         let count = count.map_or(0, |count| u32::try_from(count).unwrap_or(u32::MAX));
         Ok(window.decision(rule, count, count < rule.limit))
-    }
-}
-
-/// The fixed window `now` falls in: index = floor(unix ms / window ms).
-/// The same arithmetic as specgen-inprocess; the shared contract holds both
-/// to it.
-struct Window {
-    len_ms: u64,
-    index: i128,
-    reset_after: Duration,
-}
-
-impl Window {
-    fn at(now: OffsetDateTime, len: Duration) -> Self {
-        // A zero window would divide by zero; a millisecond is the finest
-        // the keys tell apart.
-        let len_ms = u64::try_from(len.as_millis()).unwrap_or(u64::MAX).max(1);
-        let now_ns = now.unix_timestamp_nanos();
-        // Euclidean division so instants before 1970 still floor.
-        let index = now_ns.div_euclid(1_000_000).div_euclid(i128::from(len_ms));
-        let ends_at_ns = (index + 1).saturating_mul(i128::from(len_ms)).saturating_mul(1_000_000);
-        Self {
-            len_ms,
-            index,
-            reset_after: Duration::from_nanos(u64::try_from(ends_at_ns - now_ns).unwrap_or(u64::MAX)),
-        }
-    }
-
-    fn decision(&self, rule: RateRule, count: u32, allowed: bool) -> RateDecision {
-        RateDecision {
-            allowed,
-            limit: rule.limit,
-            remaining: rule.limit.saturating_sub(count),
-            reset_after: self.reset_after,
-        }
     }
 }

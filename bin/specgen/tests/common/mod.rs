@@ -22,6 +22,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The server's clock: advance it to expire tokens and rate-limit windows.
     pub clock: Arc<ManualClock>,
+    pub gateway: specgen_gateway::Gateway,
+    /// The configuration it runs with (to start a second instance like it).
+    pub config: Config,
     handle: actix_web::dev::ServerHandle,
     _data_dir: tempfile::TempDir,
     _database: Option<specgen_store_postgres::testing::TestDatabase>,
@@ -63,6 +66,8 @@ impl TestApp {
             address: running.address,
             client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
             clock,
+            gateway: running.gateway,
+            config,
             handle,
             _data_dir: data_dir,
             _database: database,
@@ -239,3 +244,4 @@ impl TestApp {
         self._database.as_ref().map(|db| db.url().to_owned())
     }
 }
+pub mod ws;

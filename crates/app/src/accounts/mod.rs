@@ -31,6 +31,8 @@ pub struct IssuedTokens {
     pub refresh_token: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +181,12 @@ impl App {
         now: OffsetDateTime,
     ) -> Result<IssuedTokens, AppError> {
         let access_token = self.inner.tokens.issue_access(user, family, now)?;
-        Ok(IssuedTokens { access_token, refresh_token: refresh, expires_in: self.inner.tokens.access_ttl.as_secs() })
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token: refresh,
+            expires_in: self.inner.tokens.access_ttl.as_secs(),
+            refresh_expires_in: self.inner.tokens.refresh_ttl.as_secs(),
+        })
     }
 
     /// Rotates a refresh token. A spent one presented again revokes its whole

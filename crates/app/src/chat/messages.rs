@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use futures::StreamExt as _;
 use specgen_domain::{
     ClientMessageId, Message, MessageContent, MessageId, MessageRole, MessageStatus, ModelName, ProviderName, SessionId,
 };
 use specgen_ports::{Page, PageRequest, RepoError};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
 use super::events::ChatEvent;
@@ -32,6 +33,20 @@ pub enum SendOutcome {
     /// The `clientMessageId` was already used in this session: the original
     /// messages, nothing created.
     Replayed { user_message: Message, ai_message: Option<Message> },
+}
+
+/// The bus topic on which instances ask each other to stop a reply.
+const CANCEL_TOPIC: &str = "control:cancel";
+
+/// Sends events to the feed task of one send.
+#[derive(Clone)]
+pub(crate) struct FeedSender(UnboundedSender<ChatEvent>);
+
+impl FeedSender {
+    pub(crate) fn emit(&self, event: ChatEvent) {
+        // The task lives until every sender is gone; it cannot have ended.
+        let _ = self.0.send(event);
+    }
 }
 
 /// Replies in flight on this instance, by AI message id and by the id of
@@ -60,7 +75,7 @@ impl InFlight {
         }
     }
 
-    fn cancel(&self, id: MessageId) -> bool {
+    pub(crate) fn cancel(&self, id: MessageId) -> bool {
         self.lock().get(&id).map(CancellationToken::cancel).is_some()
     }
 
@@ -147,6 +162,8 @@ impl App {
 
         let (tx, events) = unbounded_channel();
         let _ = tx.send(ChatEvent::MessageCreated(user_message.clone()));
+        let feed = self.start_feed();
+        feed.emit(ChatEvent::MessageCreated(user_message.clone()));
         if send.ai_reply {
             let requested = send.provider.or(session.provider);
             // A model named on the session belongs to the session's provider.
@@ -157,7 +174,7 @@ impl App {
             self.inner.in_flight.register(user_message.id, cancel.clone());
             let app = self.clone();
             let asked = user_message.clone();
-            let emitter = Emitter { requester: Some(tx) };
+            let emitter = Emitter { requester: Some(tx), feed: Some(feed) };
             self.inner.tasks.spawn_on(
                 async move {
                     app.run_reply(session, asked, requested, model, emitter, cancel).await;
@@ -166,6 +183,68 @@ impl App {
             );
         }
         Ok(SendOutcome::Created { user_message, events })
+    }
+
+    /// A channel whose events a task of their own publishes to the session
+    /// feed, in order; the task ends when every sender is dropped.
+    fn start_feed(&self) -> FeedSender {
+        let (tx, mut rx) = unbounded_channel::<ChatEvent>();
+        let feed = std::sync::Arc::clone(&self.inner.ports.feed);
+        self.inner.tasks.spawn_on(
+            async move {
+                while let Some(event) = rx.recv().await {
+                    feed.publish(&event).await;
+                }
+            },
+            &self.inner.runtime,
+        );
+        FeedSender(tx)
+    }
+
+    /// Stops, on whichever instance runs it, the reply `message_id`; each
+    /// instance hears these on [`CANCEL_TOPIC`].
+    pub(crate) fn listen_for_remote_cancels(&self) {
+        let app = self.clone();
+        let stopping = self.inner.background_stop.clone();
+        self.inner.tasks.spawn_on(
+            async move {
+                let mut backoff = std::time::Duration::from_millis(100);
+                loop {
+                    match app.inner.ports.bus.subscribe(CANCEL_TOPIC).await {
+                        Ok(mut subscription) => {
+                            backoff = std::time::Duration::from_millis(100);
+                            loop {
+                                let delivery = tokio::select! {
+                                    delivery = subscription.next() => delivery,
+                                    _ = stopping.cancelled() => return,
+                                };
+                                match delivery {
+                                    Some(specgen_ports::Delivery::Payload(bytes)) => {
+                                        if let Some(id) =
+                                            std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<MessageId>().ok())
+                                        {
+                                            app.inner.in_flight.cancel(id);
+                                        }
+                                    }
+                                    // A stop request missed while the bus
+                                    // was away cannot be recovered; the
+                                    // user can press stop again.
+                                    Some(specgen_ports::Delivery::Lagged(_)) => {}
+                                    None => break,
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot hear remote stop requests yet; retrying"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stopping.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            },
+            &self.inner.runtime,
+        );
     }
 
     pub(crate) async fn invalidate_lists_of(&self, session_id: SessionId) {
@@ -198,6 +277,17 @@ impl App {
         Ok(self.store().messages.page(session_id, page).await?)
     }
 
+    /// One message of a session the caller participates in.
+    pub async fn message(
+        &self,
+        auth: AuthContext,
+        session_id: SessionId,
+        message_id: MessageId,
+    ) -> Result<Message, AppError> {
+        self.access(auth, session_id).await?;
+        self.store().messages.find(session_id, message_id).await?.ok_or(AppError::NotFound("message"))
+    }
+
     /// Stops a reply in flight, named by its own id or by the user message it
     /// answers. `Conflict` when it has already ended.
     pub async fn cancel_reply(
@@ -214,7 +304,14 @@ impl App {
         match message {
             None => Err(AppError::NotFound("message")),
             Some(m) if m.status == MessageStatus::Streaming => {
-                Err(AppError::Conflict("this reply is running on another instance or was interrupted".into()))
+                // Running on another instance: the one that runs it stops it.
+                self.inner
+                    .ports
+                    .bus
+                    .publish(CANCEL_TOPIC, m.id.to_string().into_bytes().into())
+                    .await
+                    .map_err(|e| AppError::Unavailable(e.to_string()))?;
+                Ok(())
             }
             Some(_) => Err(AppError::Conflict("this reply has already ended".into())),
         }

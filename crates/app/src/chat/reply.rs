@@ -23,14 +23,18 @@ const PERSIST_EVERY: Duration = Duration::from_millis(500);
 pub const AI_UNAVAILABLE: &str = "AI_UNAVAILABLE";
 pub const AI_STREAM_FAILED: &str = "AI_STREAM_FAILED";
 
-/// Where a reply's events go: the requester's channel (and later the bus).
+/// Where a reply's events go: the requester's channel and the session feed.
 #[derive(Clone)]
 pub(crate) struct Emitter {
     pub(crate) requester: Option<UnboundedSender<ChatEvent>>,
+    pub(crate) feed: Option<super::messages::FeedSender>,
 }
 
 impl Emitter {
     fn emit(&self, event: ChatEvent) {
+        if let Some(feed) = &self.feed {
+            feed.emit(event.clone());
+        }
         if let Some(tx) = &self.requester {
             // A requester that went away no longer listens; the reply goes on.
             let _ = tx.send(event);
@@ -102,6 +106,10 @@ impl App {
                     return self
                         .stream_rest(&asked, &provider, model, started_stream, started, &emitter, &cancel)
                         .await;
+                }
+                Err(FirstTokenError::Cancelled) if self.interrupting() => {
+                    let error = Some(crate::health::interrupted());
+                    return self.finish_without_text(&asked, MessageStatus::Failed, error, &emitter).await;
                 }
                 Err(FirstTokenError::Cancelled) => {
                     return self.finish_without_text(&asked, MessageStatus::Cancelled, None, &emitter).await;
@@ -285,6 +293,7 @@ impl App {
         // Dropping the stream aborts the upstream request.
         drop(stream);
         let cancelled = cancel.is_cancelled() && outcome.is_ok() && finish_reason.is_none();
+        let outcome = if cancelled && self.interrupting() { Err(crate::health::interrupted()) } else { outcome };
         reply.status = match (&outcome, cancelled) {
             (Err(_), _) => MessageStatus::Failed,
             (Ok(()), true) => MessageStatus::Cancelled,
@@ -313,6 +322,11 @@ impl App {
         );
         emitter.emit(final_event(&reply));
         reply
+    }
+
+    /// Shutdown is cutting the replies still running.
+    fn interrupting(&self) -> bool {
+        self.inner.interrupting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A reply that produced no text: every provider failed, or it was

@@ -55,6 +55,11 @@ impl App {
         Ok((session, role))
     }
 
+    /// `NotFound` unless the caller participates in the session.
+    pub async fn check_access(&self, auth: AuthContext, id: SessionId) -> Result<(), AppError> {
+        self.access(auth, id).await.map(|_| ())
+    }
+
     /// Forgets a session's cached metadata and its participants' lists.
     pub(crate) async fn invalidate_session(&self, id: SessionId, also: &[UserId]) {
         let mut keys = vec![super::cache::session_key(id)];
@@ -147,6 +152,7 @@ impl App {
         let members = self.store().sessions.participant_ids(id).await?;
         self.store().sessions.soft_delete(id, self.now()).await.map_err(not_found_as("session"))?;
         self.invalidate_session(id, &members).await;
+        self.inner.ports.feed.access_revoked(id, None).await;
         Ok(())
     }
 
@@ -188,6 +194,7 @@ impl App {
         }
         self.store().sessions.remove_participant(id, user).await.map_err(not_found_as("participant"))?;
         self.invalidate_session(id, &[user]).await;
+        self.inner.ports.feed.access_revoked(id, Some(user)).await;
         Ok(())
     }
 }

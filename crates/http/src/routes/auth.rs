@@ -1,14 +1,17 @@
 //! `/api/v1/auth`: register, login, refresh, logout, logout-all.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Deserialize;
+use specgen_app::IssuedTokens;
 use utoipa::ToSchema;
 
 use crate::client::{AuthUser, ClientIp};
-use crate::dto::{AuthDto, Done, TokensOnlyDto, UserDto};
+use crate::dto::{AuthDto, Done, TokensDto, TokensOnlyDto, UserDto};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ValidJson, parse_json};
+use crate::refresh_cookie;
 use crate::rules::{self, field, opt_field};
 use crate::state::AppState;
 
@@ -40,13 +43,27 @@ pub struct RegisterRequest {
 pub async fn register(
     state: web::Data<AppState>,
     client: ClientIp,
+    req: HttpRequest,
     ValidJson(body): ValidJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = field("email", specgen_domain::Email::parse(&body.email))?;
     let password = field("password", specgen_domain::Password::parse(&body.password))?;
     let name = field("name", specgen_domain::PersonName::parse(&body.name))?;
     let session = state.app.register(email, password, name, client.0).await?;
-    Ok(envelope::created(AuthDto { user: UserDto::from(&session.user), tokens: session.tokens.into() }))
+    Ok(signed_in(&req, StatusCode::CREATED, &session.user, session.tokens))
+}
+
+/// The `{user, tokens}` answer, the refresh token moved into its cookie when
+/// the client asked for that.
+fn signed_in(req: &HttpRequest, status: StatusCode, user: &specgen_domain::User, issued: IssuedTokens) -> HttpResponse {
+    let max_age = issued.refresh_expires_in;
+    let mut tokens = TokensDto::from(issued);
+    let cookie = refresh_cookie::take(req, &mut tokens);
+    let mut response = envelope::with_status(status, AuthDto { user: UserDto::from(user), tokens });
+    if let Some(token) = cookie {
+        refresh_cookie::store(req, &mut response, token, max_age);
+    }
+    response
 }
 
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
@@ -76,13 +93,14 @@ pub struct LoginRequest {
 pub async fn login(
     state: web::Data<AppState>,
     client: ClientIp,
+    req: HttpRequest,
     ValidJson(body): ValidJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = field("email", specgen_domain::Email::parse(&body.email))?;
     let attempt = field("password", specgen_domain::PasswordAttempt::parse(&body.password))?;
     let device = opt_field("deviceId", body.device_id.as_deref(), specgen_domain::DeviceId::parse)?;
     let session = state.app.login(email, attempt, device, client.0).await?;
-    Ok(envelope::ok(AuthDto { user: UserDto::from(&session.user), tokens: session.tokens.into() }))
+    Ok(signed_in(&req, StatusCode::OK, &session.user, session.tokens))
 }
 
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
@@ -93,22 +111,61 @@ pub struct RefreshRequest {
 }
 
 /// Rotates a refresh token: the old one is spent. Presenting a spent one
-/// again answers `TOKEN_REUSED` and signs that whole login out.
+/// again answers `TOKEN_REUSED` and signs that whole login out. With
+/// `X-Refresh-Cookie: 1` the token may come from the `specgen_refresh`
+/// cookie instead of the body, and the new one goes back in it.
 #[utoipa::path(
     tag = "auth",
     request_body = RefreshRequest,
     responses(
         (status = 200, body = inline(Envelope<TokensOnlyDto>)),
         (status = 401, description = "UNAUTHENTICATED or TOKEN_REUSED", body = ErrorEnvelope),
+        (status = 422, description = "No refresh token given", body = ErrorEnvelope),
     )
 )]
 #[post("/refresh")]
-pub async fn refresh(
-    state: web::Data<AppState>,
-    ValidJson(body): ValidJson<RefreshRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let tokens = state.app.refresh(&body.refresh_token).await?;
-    Ok(envelope::ok(TokensOnlyDto { tokens: tokens.into() }))
+pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let from_body = if refresh_cookie::requested(&req) {
+        optional_body::<OptionalRefresh>(&req, &body)?.and_then(|b| b.refresh_token)
+    } else {
+        // Without cookie mode the body is required, with every check `ValidJson` makes.
+        match optional_body::<RefreshRequest>(&req, &body)? {
+            Some(b) => Some(b.refresh_token),
+            None => {
+                crate::extract::check_json_content_type(&req)?;
+                return Err(ApiError::validation("refreshToken", "missing field `refreshToken`"));
+            }
+        }
+    };
+    let presented = from_body
+        .or_else(|| refresh_cookie::presented(&req))
+        .ok_or_else(|| ApiError::validation("refreshToken", "no refresh token in the body or the cookie"))?;
+    match state.app.refresh(&presented).await {
+        Ok(issued) => {
+            let max_age = issued.refresh_expires_in;
+            let mut tokens = TokensDto::from(issued);
+            let cookie = refresh_cookie::take(&req, &mut tokens);
+            let mut response = envelope::ok(TokensOnlyDto { tokens });
+            if let Some(token) = cookie {
+                refresh_cookie::store(&req, &mut response, token, max_age);
+            }
+            Ok(response)
+        }
+        Err(e) => {
+            // A refused token is useless: the browser should forget it.
+            let mut response = actix_web::ResponseError::error_response(&ApiError::from(e));
+            refresh_cookie::clear(&req, &mut response);
+            Ok(response)
+        }
+    }
+}
+
+/// The refresh body in cookie mode, where the token may be left out.
+#[derive(Debug, Deserialize, garde::Validate)]
+#[serde(rename_all = "camelCase")]
+struct OptionalRefresh {
+    #[garde(inner(length(min = 1, max = 512)))]
+    refresh_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
@@ -136,9 +193,13 @@ pub async fn logout(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let refresh_token = optional_body::<LogoutRequest>(&req, &body)?.and_then(|b| b.refresh_token);
+    let refresh_token = optional_body::<LogoutRequest>(&req, &body)?
+        .and_then(|b| b.refresh_token)
+        .or_else(|| refresh_cookie::presented(&req));
     state.app.logout(auth.0, refresh_token.as_deref()).await?;
-    Ok(envelope::ok(Done { ok: true }))
+    let mut response = envelope::ok(Done { ok: true });
+    refresh_cookie::clear(&req, &mut response);
+    Ok(response)
 }
 
 /// Ends every login of the caller and refuses every access token issued so far.

@@ -10,8 +10,12 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
 
-/// No route matched: 405 when the path exists for another method, else 404.
+/// No route matched: the web client's files and routes, else 405 when the
+/// path exists for another method, else 404.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    if let Some(page) = super::web_client::serve(&req) {
+        return page;
+    }
     if req.resource_map().has_resource(req.path()) {
         return ApiError::MethodNotAllowed.error_response();
     }

@@ -150,6 +150,23 @@ pub struct SendMessageRequest {
     pub ai_reply: bool,
 }
 
+impl SendMessageRequest {
+    /// The checked request as the application takes it (HTTP and the gateway alike).
+    pub fn to_domain(&self) -> Result<SendMessage, ApiError> {
+        Ok(SendMessage {
+            content: field("content", specgen_domain::MessageContent::parse(&self.content))?,
+            client_message_id: opt_field(
+                "clientMessageId",
+                self.client_message_id.as_deref(),
+                specgen_domain::ClientMessageId::parse,
+            )?,
+            provider: opt_field("provider", self.provider.as_deref(), specgen_domain::ProviderName::parse)?,
+            model: opt_field("model", self.model.as_deref(), specgen_domain::ModelName::parse)?,
+            ai_reply: self.ai_reply,
+        })
+    }
+}
+
 /// Sends a message. Answers once the AI reply has ended (201), or streams
 /// Server-Sent Events with `Accept: text/event-stream`. A reply whose every
 /// provider failed is still 201, with `aiMessage.status` `failed`.
@@ -174,17 +191,7 @@ pub async fn send(
     req: HttpRequest,
     ValidJson(body): ValidJson<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let send = SendMessage {
-        content: field("content", specgen_domain::MessageContent::parse(&body.content))?,
-        client_message_id: opt_field(
-            "clientMessageId",
-            body.client_message_id.as_deref(),
-            specgen_domain::ClientMessageId::parse,
-        )?,
-        provider: opt_field("provider", body.provider.as_deref(), specgen_domain::ProviderName::parse)?,
-        model: opt_field("model", body.model.as_deref(), specgen_domain::ModelName::parse)?,
-        ai_reply: body.ai_reply,
-    };
+    let send = body.to_domain()?;
     let wants_sse = req
         .headers()
         .get(header::ACCEPT)

@@ -5,3 +5,4 @@ pub mod messages;
 pub mod ops;
 pub mod sessions;
 pub mod users;
+pub mod web_client;

@@ -1,6 +1,5 @@
 //! Operations endpoints that are not part of the versioned API.
 
-use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
 use crate::state::AppState;
@@ -13,12 +12,4 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// `/api/docs` without the trailing slash the docs UI needs.
 pub async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect().insert_header(("Location", "/api/docs/")).finish()
-}
-
-/// Until the web client is served, the root points people at the API docs.
-pub async fn root() -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header(("Location", "/api/docs/"))
-        .insert_header(ContentType::plaintext())
-        .body("See /api/docs/")
 }

@@ -1,0 +1,559 @@
+//! The WebSocket gateway over real connections: authentication, frames good
+//! and bad, live sessions shared between members, exact resume, stopping,
+//! slow readers, access control, and two instances sharing Postgres and
+//! Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::ws::{Next, Ws, chunk_text};
+use common::{Account, Backend, TestApp, read, use_fake_claude, use_redis};
+use reqwest::Method;
+use serde_json::{Value, json};
+use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire};
+
+/// A session owned by `owner`, with `members` invited; its id.
+async fn shared_session(app: &TestApp, owner: &Account, members: &[&str]) -> String {
+    let (status, body) =
+        app.call(Method::POST, "/api/v1/chat/sessions", Some(&owner.access), Some(&json!({"title": "team"}))).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    for email in members {
+        let path = format!("/api/v1/chat/sessions/{id}/participants");
+        let (status, body) = app.call(Method::POST, &path, Some(&owner.access), Some(&json!({"email": email}))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    id
+}
+
+async fn history(app: &TestApp, who: &Account, session: &str) -> Vec<Value> {
+    let (status, body) = app.get_as(&format!("/api/v1/chat/sessions/{session}/messages"), &who.access).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["items"].as_array().unwrap().clone()
+}
+
+/// A demo reply slow enough to act on while it streams.
+fn slow_demo(config: &mut specgen::config::Config) {
+    config.specgen_demo_chunk_delay_ms = 30;
+}
+
+/// Reads a whole reply from `ws`: the user message, the AI message, its
+/// chunks and its final event; returns (all frames, AI message id).
+async fn read_reply(ws: &mut Ws) -> (Vec<Value>, String) {
+    let frames = ws.until("message_complete").await;
+    let ai = frames
+        .iter()
+        .find(|f| f["event"] == "message_created" && f["data"]["message"]["role"] == "assistant")
+        .unwrap_or_else(|| panic!("no AI message among {frames:?}"));
+    let id = ai["data"]["message"]["id"].as_str().unwrap().to_owned();
+    (frames, id)
+}
+
+async fn upgrade_and_first_frame_authenticate(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.register("ada@example.com").await;
+
+    // A token on the upgrade: `connected` at once.
+    let mut ws = Ws::open(&app, Some(&ada.access)).await.unwrap();
+    let connected = ws.expect("connected").await;
+    assert_eq!(connected["data"]["userId"], ada.user_id.as_str());
+
+    // Browsers: the first frame, its id echoed.
+    let mut ws = Ws::connect(&app).await;
+    ws.send_with_id("authenticate", json!({"token": ada.access}), "auth-1").await;
+    let connected = ws.expect("connected").await;
+    assert_eq!(connected["id"], "auth-1");
+    assert_eq!(connected["data"]["userId"], ada.user_id.as_str());
+    ws.send_with_id("ping", json!({}), "p1").await;
+    assert_eq!(ws.expect("pong").await["id"], "p1");
+
+    // A bad token on the upgrade is refused with the 401 envelope.
+    match Ws::open(&app, Some("not-a-token")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["error"]["code"], "UNAUTHENTICATED", "{body}");
+        }
+        other => panic!("expected a refused upgrade, got {:?}", other.map(|_| "a connection")),
+    }
+
+    // A bad token in the first frame: error, then 4401.
+    let mut ws = Ws::connect(&app).await;
+    ws.send_with_id("authenticate", json!({"token": "forged"}), "a2").await;
+    let error = ws.expect("error").await;
+    assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("UNAUTHENTICATED"), Some("a2")));
+    assert_eq!(ws.closed().await, Some(4401));
+
+    // Anything else before authenticating: the same.
+    let mut ws = Ws::connect(&app).await;
+    ws.send("join_session", json!({"sessionId": uuid::Uuid::now_v7()})).await;
+    assert_eq!(ws.expect("error").await["data"]["code"], "UNAUTHENTICATED");
+    assert_eq!(ws.closed().await, Some(4401));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_after_the_upgrade_is_closed_with_4408() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.specgen_ws_auth_timeout = 1).await;
+    let mut ws = Ws::connect(&app).await;
+    let started = std::time::Instant::now();
+    assert_eq!(ws.expect("error").await["data"]["code"], "UNAUTHENTICATED");
+    assert_eq!(ws.closed().await, Some(4408));
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+async fn bad_frames_get_errors_and_the_connection_stays_usable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.register("ada@example.com").await;
+    let mut ws = Ws::connect_as(&app, &ada.access).await;
+
+    ws.send_raw("this is not json".into()).await;
+    assert_eq!(ws.expect("error").await["data"]["code"], "BAD_REQUEST");
+    ws.send_raw(r#"{"event": "no_such_event", "data": {}, "id": "x1"}"#.into()).await;
+    let error = ws.expect("error").await;
+    assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("BAD_REQUEST"), Some("x1")));
+    ws.send_raw(r#"{"data": {}, "id": "x2"}"#.into()).await;
+    let error = ws.expect("error").await;
+    assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("BAD_REQUEST"), Some("x2")));
+    futures::SinkExt::send(&mut ws.stream, tokio_tungstenite::tungstenite::Message::binary(vec![1, 2, 3]))
+        .await
+        .unwrap();
+    assert_eq!(ws.expect("error").await["data"]["code"], "BAD_REQUEST");
+
+    // Well-formed frames with bad data: field-level errors.
+    ws.send_with_id("join_session", json!({}), "j1").await;
+    let error = ws.expect("error").await;
+    assert_eq!(error["data"]["code"], "VALIDATION_FAILED", "{error}");
+    assert_eq!(error["data"]["details"][0]["field"], "sessionId");
+    let session = shared_session(&app, &ada, &[]).await;
+    ws.send_with_id("send_message", json!({"sessionId": session, "content": "   "}), "m1").await;
+    let error = ws.expect("error").await;
+    assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("VALIDATION_FAILED"), Some("m1")));
+    assert_eq!(error["data"]["details"][0]["field"], "content");
+    assert!(history(&app, &ada, &session).await.is_empty(), "nothing stored");
+
+    // Still usable.
+    ws.send_with_id("ping", json!({}), "still-here").await;
+    assert_eq!(ws.expect("pong").await["id"], "still-here");
+
+    // A frame over the limit closes with 1008.
+    ws.send_raw(format!(r#"{{"event":"ping","data":{{"pad":"{}"}}}}"#, "x".repeat(70 * 1024))).await;
+    assert_eq!(ws.closed().await, Some(1008));
+}
+
+async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
+    let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
+    bob_ws.join(&session).await;
+    ada_ws.join(&session).await;
+    let joined = bob_ws.expect("user_joined").await;
+    assert_eq!(joined["data"], json!({"userId": ada.user_id, "sessionId": session}));
+
+    // Typing reaches the others, not the typist.
+    ada_ws.send("typing", json!({"sessionId": session, "isTyping": true})).await;
+    let typing = bob_ws.expect("typing").await;
+    assert_eq!(typing["data"], json!({"sessionId": session, "userId": ada.user_id, "isTyping": true}));
+
+    ada_ws
+        .send_with_id(
+            "send_message",
+            json!({"sessionId": session, "content": "a < b, <b>bold</b>", "clientMessageId": "c-1"}),
+            "s1",
+        )
+        .await;
+    let (ada_frames, ai_id) = read_reply(&mut ada_ws).await;
+    let (bob_frames, bob_ai_id) = read_reply(&mut bob_ws).await;
+    assert_eq!(ai_id, bob_ai_id);
+    for frames in [&ada_frames, &bob_frames] {
+        assert_eq!(frames[0]["event"], "message_created", "the user message first: {frames:?}");
+        assert_eq!(frames[0]["data"]["message"]["content"], "a < b, <b>bold</b>");
+        assert_eq!(frames[0]["data"]["message"]["senderId"], ada.user_id.as_str());
+        assert_eq!(frames[0]["data"]["message"]["clientMessageId"], "c-1");
+        let streamed = chunk_text(frames, &ai_id);
+        let complete = frames.last().unwrap();
+        assert_eq!(complete["data"]["content"], streamed.as_str(), "the chunks add up to the reply");
+        assert_eq!(complete["data"]["isComplete"], true);
+        assert_eq!(complete["data"]["provider"], "demo");
+    }
+    assert!(chunk_text(&ada_frames, &ai_id).contains("a < b"), "the demo quotes the message back");
+
+    // A message sent over HTTP is heard on the socket too.
+    let path = format!("/api/v1/chat/sessions/{session}/messages");
+    let (status, body) = app
+        .call(Method::POST, &path, Some(&bob.access), Some(&json!({"content": "from http", "aiReply": false})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let created = ada_ws.until("message_created").await;
+    assert_eq!(created.last().unwrap()["data"]["message"]["content"], "from http");
+
+    // The same clientMessageId again creates nothing and answers the original.
+    ada_ws
+        .send_with_id(
+            "send_message",
+            json!({"sessionId": session, "content": "a < b, <b>bold</b>", "clientMessageId": "c-1"}),
+            "s2",
+        )
+        .await;
+    let replayed = ada_ws.expect("message_created").await;
+    assert_eq!(replayed["id"], "s2");
+    assert_eq!(replayed["data"]["message"]["clientMessageId"], "c-1");
+    let stored = history(&app, &ada, &session).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert_eq!(stored[1]["id"], ai_id.as_str());
+    assert_eq!(stored[1]["status"], "complete");
+
+    // Leaving is seen by the others.
+    bob_ws.send("leave_session", json!({"sessionId": session})).await;
+    bob_ws.until("left_session").await;
+    let left = ada_ws.until("user_left").await;
+    assert_eq!(left.last().unwrap()["data"]["userId"], bob.user_id.as_str());
+}
+
+async fn strangers_cannot_join_post_stop_or_resume(backend: Backend) {
+    let app = TestApp::spawn_with(backend, slow_demo).await;
+    let ada = app.register("ada@example.com").await;
+    let eve = app.register("eve@example.com").await;
+    let session = shared_session(&app, &ada, &[]).await;
+    let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
+    ada_ws.join(&session).await;
+    ada_ws.send("send_message", json!({"sessionId": session, "content": "private"})).await;
+    let frames = ada_ws.until("message_chunk").await;
+    let ai_id = frames.last().unwrap()["data"]["messageId"].as_str().unwrap().to_owned();
+
+    let mut eve_ws = Ws::connect_as(&app, &eve.access).await;
+    for (event, data) in [
+        ("join_session", json!({"sessionId": session})),
+        ("send_message", json!({"sessionId": session, "content": "let me in"})),
+        ("stop_generation", json!({"sessionId": session, "messageId": ai_id})),
+        ("typing", json!({"sessionId": session, "isTyping": true})),
+        ("resume", json!({"sessionId": session, "messageId": ai_id, "afterSeq": 0})),
+        ("join_session", json!({"sessionId": uuid::Uuid::now_v7()})),
+    ] {
+        eve_ws.send_with_id(event, data, event).await;
+        let error = eve_ws.expect("error").await;
+        assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("NOT_FOUND"), Some(event)), "{error}");
+    }
+    // The reply went on untouched, and Eve heard none of it.
+    let rest = ada_ws.until("message_complete").await;
+    assert_eq!(rest.last().unwrap()["data"]["messageId"], ai_id.as_str());
+    eve_ws.silent_for(Duration::from_millis(200)).await;
+    assert_eq!(history(&app, &ada, &session).await.len(), 2, "Eve's message was not stored");
+}
+
+async fn a_removed_member_stops_hearing_the_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
+    bob_ws.join(&session).await;
+    let path = format!("/api/v1/chat/sessions/{session}/participants/{}", bob.user_id);
+    let (status, body) = app.call(Method::DELETE, &path, Some(&ada.access), None).await;
+    assert_eq!(status, 200, "{body}");
+    let left = bob_ws.expect("left_session").await;
+    assert_eq!(left["data"]["sessionId"], session.as_str());
+    let messages = format!("/api/v1/chat/sessions/{session}/messages");
+    app.call(Method::POST, &messages, Some(&ada.access), Some(&json!({"content": "after", "aiReply": false}))).await;
+    bob_ws.silent_for(Duration::from_millis(300)).await;
+}
+
+async fn stop_generation_cancels_for_everyone(backend: Backend) {
+    let app = TestApp::spawn_with(backend, slow_demo).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
+    let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
+    ada_ws.join(&session).await;
+    bob_ws.join(&session).await;
+    ada_ws.send("send_message", json!({"sessionId": session, "content": "tell me everything"})).await;
+    let frames = bob_ws.until("message_chunk").await;
+    let ai_id = frames.last().unwrap()["data"]["messageId"].as_str().unwrap().to_owned();
+    bob_ws.send("stop_generation", json!({"sessionId": session, "messageId": ai_id})).await;
+    for ws in [&mut ada_ws, &mut bob_ws] {
+        let frames = ws.until("message_cancelled").await;
+        let cancelled = frames.last().unwrap();
+        assert_eq!(cancelled["data"]["messageId"], ai_id.as_str());
+        assert!(frames.iter().all(|f| f["event"] != "message_complete"));
+    }
+    let stored = history(&app, &ada, &session).await;
+    assert_eq!(stored[1]["status"], "cancelled");
+    assert!(!stored[1]["content"].as_str().unwrap().is_empty(), "the partial text is kept");
+    bob_ws.send_with_id("stop_generation", json!({"sessionId": session, "messageId": ai_id}), "again").await;
+    assert_eq!(bob_ws.expect("error").await["data"]["code"], "CONFLICT");
+}
+
+/// A socket dropped mid-reply; a new one resumes after the last chunk it
+/// had: the rest arrives once, in order, and adds up to the stored reply.
+async fn resume_after_a_dropped_socket_is_exact(backend: Backend) {
+    let app = TestApp::spawn_with(backend, slow_demo).await;
+    let ada = app.register("ada@example.com").await;
+    let session = shared_session(&app, &ada, &[]).await;
+    let mut ws = Ws::connect_as(&app, &ada.access).await;
+    ws.join(&session).await;
+    ws.send("send_message", json!({"sessionId": session, "content": "one two three four five"})).await;
+    let mut frames = Vec::new();
+    let ai_id = loop {
+        let frame = ws.frame().await;
+        frames.push(frame.clone());
+        if frame["event"] == "message_chunk" && frame["data"]["seq"] == 5 {
+            break frame["data"]["messageId"].as_str().unwrap().to_owned();
+        }
+    };
+    let before = chunk_text(&frames, &ai_id);
+    drop(ws);
+    // The reply goes on without anyone listening.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut ws = Ws::connect_as(&app, &ada.access).await;
+    ws.send_with_id("resume", json!({"sessionId": session, "messageId": ai_id, "afterSeq": 5}), "r1").await;
+    let rest = ws.until("message_complete").await;
+    let mut seqs: Vec<u64> =
+        rest.iter().filter(|f| f["event"] == "message_chunk").map(|f| f["data"]["seq"].as_u64().unwrap()).collect();
+    let first_resumed = seqs[0];
+    assert_eq!(first_resumed, 6, "exactly the missing chunks first: {seqs:?}");
+    let count = seqs.len();
+    seqs.dedup();
+    assert_eq!(seqs.len(), count, "no duplicate");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gap: {seqs:?}");
+    let after: String =
+        rest.iter().filter(|f| f["event"] == "message_chunk").map(|f| f["data"]["content"].as_str().unwrap()).collect();
+    let complete = rest.last().unwrap();
+    assert_eq!(format!("{before}{after}"), complete["data"]["content"].as_str().unwrap());
+    assert_eq!(history(&app, &ada, &session).await[1]["content"], complete["data"]["content"]);
+
+    // Once it has ended, resume answers its final state from the store.
+    let mut late = Ws::connect_as(&app, &ada.access).await;
+    late.send_with_id("resume", json!({"sessionId": session, "messageId": ai_id, "afterSeq": 2}), "r2").await;
+    let final_event = late.expect("message_complete").await;
+    assert_eq!(final_event["data"]["content"], complete["data"]["content"]);
+    late.silent_for(Duration::from_millis(200)).await;
+}
+
+/// Joining first and resuming after: chunks that arrived live in between
+/// are not sent again.
+async fn join_then_resume_sends_nothing_twice(backend: Backend) {
+    let app = TestApp::spawn_with(backend, slow_demo).await;
+    let ada = app.register("ada@example.com").await;
+    let session = shared_session(&app, &ada, &[]).await;
+    let mut sender = Ws::connect_as(&app, &ada.access).await;
+    sender.join(&session).await;
+    sender.send("send_message", json!({"sessionId": session, "content": "count with me"})).await;
+    let frames = sender.until("message_chunk").await;
+    let ai_id = frames.last().unwrap()["data"]["messageId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut late = Ws::connect_as(&app, &ada.access).await;
+    late.join(&session).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    late.send("resume", json!({"sessionId": session, "messageId": ai_id, "afterSeq": 0})).await;
+    let rest = late.until("message_complete").await;
+    let mut seqs: Vec<u64> =
+        rest.iter().filter(|f| f["event"] == "message_chunk").map(|f| f["data"]["seq"].as_u64().unwrap()).collect();
+    let count = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), count, "no chunk twice");
+    assert_eq!(seqs, (1..=count as u64).collect::<Vec<_>>(), "every chunk once");
+}
+
+/// A client that stops reading is closed with 1013; the others in the
+/// session get the whole reply, which is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_is_cut_while_others_are_unaffected() {
+    // A long reply at a pace any reader keeps up with (far faster than a
+    // model writes): 6 MB in a few seconds, more than the kernel buffers
+    // (at most 4 MiB sent + the client's tiny window) can hide.
+    const CHUNKS: usize = 1_500;
+    const WIDTH: usize = 4_000;
+    let fake = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Success {
+            chunks: (0..CHUNKS).map(|i| format!("{i:05} {} ", "z".repeat(WIDTH))).collect(),
+            chunk_delay: Duration::from_millis(1),
+        },
+    )
+    .await;
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        use_fake_claude(c, base);
+        c.specgen_ws_outbox = 64;
+    })
+    .await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let mut slow = Ws::connect_with_small_window(&app, &bob.access).await;
+    slow.join(&session).await;
+    let mut fast = Ws::connect_as(&app, &ada.access).await;
+    fast.join(&session).await;
+
+    let path = format!("/api/v1/chat/sessions/{session}/messages");
+    let sender = {
+        let (client, url, token) = (app.client.clone(), app.url(&path), ada.access.clone());
+        tokio::spawn(async move {
+            let res = client.post(url).bearer_auth(token).json(&json!({"content": "long one"})).send().await.unwrap();
+            read(res).await
+        })
+    };
+    // The fast reader gets everything.
+    let (frames, ai_id) = read_reply(&mut fast).await;
+    let streamed = chunk_text(&frames, &ai_id);
+    assert_eq!(streamed.matches('z').count(), CHUNKS * WIDTH);
+    let (status, body) = sender.await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["aiMessage"]["status"], "complete");
+
+    // The slow one, reading at last, finds it was cut.
+    let cut = tokio::time::timeout(Duration::from_secs(30), slow.closed()).await;
+    assert_eq!(cut.expect("the slow reader was never closed"), Some(1013));
+    let stored = history(&app, &ada, &session).await;
+    assert_eq!(stored[1]["content"], streamed.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_rate_limited_and_floods_are_closed() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.specgen_rate_messages = "2/60".into()).await;
+    let ada = app.register("ada@example.com").await;
+    let session = shared_session(&app, &ada, &[]).await;
+    let mut ws = Ws::connect_as(&app, &ada.access).await;
+    ws.join(&session).await;
+    for n in 0..2 {
+        ws.send("send_message", json!({"sessionId": session, "content": format!("m{n}"), "aiReply": false})).await;
+        ws.expect("message_created").await;
+    }
+    ws.send_with_id("send_message", json!({"sessionId": session, "content": "m3", "aiReply": false}), "third").await;
+    let error = ws.expect("error").await;
+    assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("RATE_LIMITED"), Some("third")));
+    assert!(error["data"]["retryAfter"].as_u64().unwrap() >= 1, "{error}");
+    assert_eq!(history(&app, &ada, &session).await.len(), 2);
+
+    // Frames far faster than any person sends them.
+    for _ in 0..200 {
+        ws.send("ping", json!({})).await;
+    }
+    loop {
+        match ws.next().await {
+            Next::Frame(f) if f["event"] == "pong" => continue,
+            Next::Frame(f) => assert_eq!(f["data"]["code"], "RATE_LIMITED", "{f}"),
+            Next::Closed(code) => {
+                assert_eq!(code, Some(4429));
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_active_users_are_measured_and_closed_at_shutdown() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let mut sockets = vec![
+        Ws::connect_as(&app, &ada.access).await,
+        Ws::connect_as(&app, &ada.access).await,
+        Ws::connect_as(&app, &bob.access).await,
+    ];
+    assert_eq!((app.gateway.connections(), app.gateway.active_users()), (3, 2));
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("ws_connections 3"), "{metrics}");
+    assert!(metrics.contains("active_users_total 2"), "{metrics}");
+
+    sockets.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!((app.gateway.connections(), app.gateway.active_users()), (2, 1));
+
+    app.gateway.shutdown();
+    for ws in &mut sockets {
+        assert_eq!(ws.closed().await, Some(1001), "a close frame for everyone");
+    }
+    assert!(Ws::open(&app, Some(&ada.access)).await.is_err(), "no new connections while stopping");
+}
+
+/// Two instances sharing Postgres and Redis: a member on each sees the
+/// other's messages and whole AI stream, can stop a reply running on the
+/// other instance, and can resume it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_live_sessions_through_redis() {
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let a = TestApp::spawn_with(Backend::Postgres, |c| {
+        use_redis(c);
+        slow_demo(c);
+        c.jwt_secret = Some(specgen::config::Secret::new(secret.clone()));
+    })
+    .await;
+    let shared = a.config.clone();
+    let b = TestApp::spawn_with(Backend::Postgres, |c| {
+        c.database_url = shared.database_url.clone();
+        c.redis_url = shared.redis_url.clone();
+        c.specgen_redis_namespace = shared.specgen_redis_namespace.clone();
+        c.jwt_secret = shared.jwt_secret.clone();
+        slow_demo(c);
+    })
+    .await;
+    let ada = a.register("ada@example.com").await;
+    let bob = a.register("bob@example.com").await;
+    let session = shared_session(&a, &ada, &["bob@example.com"]).await;
+    let mut on_a = Ws::connect_as(&a, &ada.access).await;
+    let mut on_b = Ws::connect_as(&b, &bob.access).await;
+    on_a.join(&session).await;
+    on_b.join(&session).await;
+    on_a.expect("user_joined").await;
+
+    // Ada's message, answered on A, streams to Bob on B.
+    on_a.send("send_message", json!({"sessionId": session, "content": "hello from A"})).await;
+    let (a_frames, ai_id) = read_reply(&mut on_a).await;
+    let (b_frames, _) = read_reply(&mut on_b).await;
+    assert_eq!(b_frames[0]["data"]["message"]["content"], "hello from A");
+    assert_eq!(chunk_text(&b_frames, &ai_id), chunk_text(&a_frames, &ai_id));
+    assert!(!chunk_text(&b_frames, &ai_id).is_empty());
+
+    // Bob's, answered on B, streams to Ada on A.
+    on_b.send("send_message", json!({"sessionId": session, "content": "hello from B"})).await;
+    let (b_frames, ai_id) = read_reply(&mut on_b).await;
+    let (a_frames, _) = read_reply(&mut on_a).await;
+    assert_eq!(a_frames[0]["data"]["message"]["content"], "hello from B");
+    assert_eq!(chunk_text(&a_frames, &ai_id), chunk_text(&b_frames, &ai_id));
+
+    // A reply running on A, resumed on B from Redis, then stopped from B.
+    on_a.send("send_message", json!({"sessionId": session, "content": "a long one please"})).await;
+    let frames = on_a.until("message_chunk").await;
+    let ai_id = frames.last().unwrap()["data"]["messageId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut late = Ws::connect_as(&b, &bob.access).await;
+    late.send("resume", json!({"sessionId": session, "messageId": ai_id, "afterSeq": 0})).await;
+    let resumed = late.until("message_chunk").await;
+    assert_eq!(resumed.last().unwrap()["data"]["seq"], 1, "from the first chunk");
+    let mut seen = 1;
+    while seen < 3 {
+        let frame = late.frame().await;
+        if frame["event"] == "message_chunk" {
+            seen += 1;
+            assert_eq!(frame["data"]["seq"], seen, "in order without gaps");
+        }
+    }
+    late.send("stop_generation", json!({"sessionId": session, "messageId": ai_id})).await;
+    let ended = on_a.until("message_cancelled").await;
+    assert_eq!(ended.last().unwrap()["data"]["messageId"], ai_id.as_str());
+    let ended = late.until("message_cancelled").await;
+    assert_eq!(ended.last().unwrap()["data"]["messageId"], ai_id.as_str());
+    let stored = history(&b, &bob, &session).await;
+    let reply = stored.iter().find(|m| m["id"] == ai_id.as_str()).unwrap();
+    assert_eq!(reply["status"], "cancelled", "{stored:#?}");
+}
+
+for_both_stores!(
+    upgrade_and_first_frame_authenticate,
+    bad_frames_get_errors_and_the_connection_stays_usable,
+    members_see_each_other_and_the_ai_stream_live,
+    strangers_cannot_join_post_stop_or_resume,
+    a_removed_member_stops_hearing_the_session,
+    stop_generation_cancels_for_everyone,
+    resume_after_a_dropped_socket_is_exact,
+    join_then_resume_sends_nothing_twice,
+);

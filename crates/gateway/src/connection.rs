@@ -1,0 +1,538 @@
+//! One WebSocket connection: its frames in, its events out, its heartbeat.
+//! A single task owns the socket, so what it sends directly (replies to the
+//! client's frames, resumed chunks) and what the rooms queue for it leave in
+//! a well-defined order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde_json::{Value, json};
+use specgen_app::{AppError, AuthContext, SendOutcome};
+use specgen_domain::{Message, MessageId, MessageRole, MessageStatus, SessionId};
+use specgen_http::ApiError;
+use specgen_http::routes::messages::{MessageDto, SendMessageRequest};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::State;
+use crate::frames::{self, ClientFrame};
+use crate::hub::{Outbox, Outgoing, topic};
+use crate::packet::{Kind, Packet};
+
+/// Close codes of the contract beyond the standard ones.
+const UNAUTHENTICATED: u16 = 4401;
+const AUTH_TIMEOUT: u16 = 4408;
+const RATE_LIMITED: u16 = 4429;
+const TOO_SLOW: u16 = 1013;
+
+/// Longest wait to hand one frame to the socket before the client counts as
+/// not reading.
+const SEND_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Finished replies whose final state a `resume` sent from the store, so
+/// the same final arriving live is not sent twice. Only the latest few
+/// matter: a final arrives live within moments of the resume.
+const ENDED_REMEMBERED: usize = 16;
+
+/// How a connection ends: with a close frame, or silently (the peer is gone).
+enum End {
+    Close(u16, &'static str),
+    Gone,
+}
+
+/// The contiguous run of a reply's chunks this connection has been sent.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    first: u64,
+    last: u64,
+}
+
+pub(crate) async fn run(state: Arc<State>, ws: Session, stream: AggregatedMessageStream, auth: Option<AuthContext>) {
+    state.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics::gauge!("ws_connections").increment(1.0);
+    let mut connection = Connection {
+        id: rand::random::<u128>().max(1),
+        outbox: Arc::new(Outbox::new(state.config.outbox_capacity)),
+        cut: CancellationToken::new(),
+        bucket: Bucket::new(state.config.frame_burst, state.config.frames_per_second),
+        state,
+        ws,
+        auth: None,
+        joined: Vec::new(),
+        sent: HashMap::new(),
+        ended: VecDeque::new(),
+        last_seen: Instant::now(),
+    };
+    connection.cut = connection.outbox.cut_signal().clone();
+    let end = connection.serve(stream, auth).await;
+    connection.finish(end).await;
+}
+
+struct Connection {
+    state: Arc<State>,
+    /// Unique across instances: marks what this connection published.
+    id: u128,
+    ws: Session,
+    auth: Option<AuthContext>,
+    outbox: Arc<Outbox>,
+    /// Fires when the outbox overflowed.
+    cut: CancellationToken,
+    joined: Vec<SessionId>,
+    /// Per reply in flight, the chunks sent so far (by message id).
+    sent: HashMap<u128, Sent>,
+    ended: VecDeque<u128>,
+    last_seen: Instant,
+    bucket: Bucket,
+}
+
+impl Connection {
+    async fn serve(&mut self, mut stream: AggregatedMessageStream, auth: Option<AuthContext>) -> End {
+        if let Some(auth) = auth
+            && let Err(end) = self.authenticated(auth, None).await
+        {
+            return end;
+        }
+        let config = &self.state.config;
+        let auth_deadline = tokio::time::sleep(config.auth_timeout);
+        tokio::pin!(auth_deadline);
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + config.heartbeat_every, config.heartbeat_every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let peer_timeout = config.peer_timeout;
+        let shutdown = self.state.shutdown.clone();
+        let outbox = Arc::clone(&self.outbox);
+        let cut = self.cut.clone();
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => Err(End::Close(CloseCode::Away.into(), "the server is restarting")),
+                _ = cut.cancelled() => Err(too_slow()),
+                _ = outbox.ready() => self.drain().await,
+                incoming = stream.recv() => match incoming {
+                    None => Err(End::Gone),
+                    Some(Err(_)) => Err(End::Close(CloseCode::Policy.into(), "frame too large or malformed")),
+                    Some(Ok(message)) => {
+                        self.last_seen = Instant::now();
+                        self.on_message(message).await
+                    }
+                },
+                _ = heartbeat.tick() => {
+                    if self.last_seen.elapsed() > peer_timeout {
+                        // Nobody is there to read a close frame.
+                        Err(End::Gone)
+                    } else {
+                        self.ws.ping(b"").await.map_err(|_| End::Gone)
+                    }
+                }
+                _ = &mut auth_deadline, if self.auth.is_none() => {
+                    let _ = self.send(frames::error("UNAUTHENTICATED", "No authentication within the time allowed.", None, None)).await;
+                    Err(End::Close(AUTH_TIMEOUT, "authentication timeout"))
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Leaves every room, tells the others, and closes.
+    async fn finish(mut self, end: End) {
+        for session in std::mem::take(&mut self.joined) {
+            self.state.hub.leave(session, self.id);
+            if let Some(auth) = self.auth {
+                self.publish_presence(session, auth, "user_left").await;
+            }
+        }
+        if let Some(auth) = self.auth {
+            self.state.user_left(auth.user_id);
+        }
+        self.state.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("ws_connections").decrement(1.0);
+        if let End::Close(code, why) = end {
+            let reason = CloseReason { code: CloseCode::from(code), description: Some(why.to_owned()) };
+            // The close frame queues behind what the client has not read
+            // yet; a client that reads none of it within the patience is
+            // simply dropped (the rooms were left above, so it holds only
+            // its socket's buffers meanwhile).
+            let _ = tokio::time::timeout(SEND_PATIENCE, self.ws.close(Some(reason))).await;
+        }
+    }
+
+    /// Hands `frame` to the socket; a client that stops reading is cut.
+    async fn send(&mut self, frame: Bytes) -> Result<(), End> {
+        let text = ByteString::try_from(frame).map_err(|_| End::Close(CloseCode::Error.into(), "internal error"))?;
+        tokio::select! {
+            sent = self.ws.text(text) => sent.map_err(|_| End::Gone),
+            _ = self.cut.cancelled() => Err(too_slow()),
+            _ = tokio::time::sleep(SEND_PATIENCE) => Err(too_slow()),
+        }
+    }
+
+    /// Sends what the rooms queued, skipping chunks already sent.
+    async fn drain(&mut self) -> Result<(), End> {
+        for item in self.outbox.take() {
+            match item {
+                Outgoing::Frame(frame) => self.send(frame).await?,
+                Outgoing::Chunk { message, seq, frame } => {
+                    match self.sent.get_mut(&message) {
+                        Some(sent) if seq <= sent.last => continue,
+                        Some(sent) => sent.last = seq,
+                        None if self.ended.contains(&message) => continue,
+                        None => {
+                            self.sent.insert(message, Sent { first: seq, last: seq });
+                        }
+                    }
+                    self.send(frame).await?;
+                }
+                Outgoing::Final { message, frame } => {
+                    self.sent.remove(&message);
+                    if self.ended.contains(&message) {
+                        continue;
+                    }
+                    self.send(frame).await?;
+                }
+                Outgoing::Revoked(session) => {
+                    if let Some(at) = self.joined.iter().position(|s| *s == session) {
+                        self.joined.swap_remove(at);
+                        self.state.hub.leave(session, self.id);
+                        self.send(frames::frame("left_session", json!({ "sessionId": session }), None)).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, message: AggregatedMessage) -> Result<(), End> {
+        match message {
+            AggregatedMessage::Text(text) => {
+                if !self.bucket.take() {
+                    let _ = self.send(frames::error("RATE_LIMITED", "Too many frames; slow down.", None, None)).await;
+                    return Err(End::Close(RATE_LIMITED, "rate limited"));
+                }
+                match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(frame) => self.on_frame(frame).await,
+                    Err(_) => {
+                        // Echo the id of a JSON frame of the wrong shape.
+                        let id = serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("id").cloned());
+                        let message = "A frame must be JSON: {\"event\": \"...\", \"data\": {...}, \"id\": \"...\"}.";
+                        self.send(frames::error("BAD_REQUEST", message, None, id.as_ref())).await
+                    }
+                }
+            }
+            AggregatedMessage::Binary(_) => {
+                self.send(frames::error("BAD_REQUEST", "Frames must be JSON text, not binary.", None, None)).await
+            }
+            AggregatedMessage::Ping(bytes) => self.ws.pong(&bytes).await.map_err(|_| End::Gone),
+            AggregatedMessage::Pong(_) => Ok(()),
+            AggregatedMessage::Close(_) => Err(End::Close(CloseCode::Normal.into(), "bye")),
+        }
+    }
+
+    async fn on_frame(&mut self, frame: ClientFrame) -> Result<(), End> {
+        let id = frame.id.as_ref();
+        if frame.event == "authenticate" {
+            return self.authenticate(&frame.data, id).await;
+        }
+        let Some(auth) = self.auth else {
+            let _ = self.send(frames::error("UNAUTHENTICATED", "Authenticate first.", None, id)).await;
+            return Err(End::Close(UNAUTHENTICATED, "unauthenticated"));
+        };
+        let outcome = match frame.event.as_str() {
+            "join_session" => self.join_session(auth, &frame.data, id).await,
+            "leave_session" => self.leave_session(auth, &frame.data, id).await,
+            "send_message" => self.send_message(auth, &frame.data, id).await,
+            "stop_generation" => self.stop_generation(auth, &frame.data).await,
+            "typing" => self.typing(auth, &frame.data).await,
+            "resume" => self.resume(auth, &frame.data, id).await,
+            "ping" => Ok(Some(frames::frame("pong", json!({}), id))),
+            other => Err(ApiError::BadRequest(format!("Unknown event `{other}`.")).into()),
+        };
+        match outcome {
+            Ok(Some(reply)) => self.send(reply).await,
+            Ok(None) => Ok(()),
+            Err(Failure::End(end)) => Err(end),
+            Err(Failure::Api(error)) => self.send(error_frame(&error, id)).await,
+        }
+    }
+
+    async fn authenticate(&mut self, data: &Value, id: Option<&Value>) -> Result<(), End> {
+        let token = data.get("token").and_then(Value::as_str).unwrap_or_default();
+        match self.state.app.authenticate(token).await {
+            Ok(auth) => match self.auth {
+                Some(current) if current.user_id != auth.user_id => {
+                    let message = "This connection belongs to another user.";
+                    self.send(frames::error("FORBIDDEN", message, None, id)).await
+                }
+                _ => self.authenticated(auth, id).await,
+            },
+            Err(e) => {
+                let message = match e {
+                    AppError::TokenExpired => "The access token has expired.",
+                    _ => "A valid access token is required.",
+                };
+                let _ = self.send(frames::error("UNAUTHENTICATED", message, None, id)).await;
+                Err(End::Close(UNAUTHENTICATED, "unauthenticated"))
+            }
+        }
+    }
+
+    async fn authenticated(&mut self, auth: AuthContext, id: Option<&Value>) -> Result<(), End> {
+        if self.auth.is_none() {
+            self.state.user_arrived(auth.user_id);
+        }
+        self.auth = Some(auth);
+        let data = json!({ "message": "authenticated", "userId": auth.user_id });
+        self.send(frames::frame("connected", data, id)).await
+    }
+
+    /// Joins `session` unless already in it; true when newly joined.
+    async fn join(&mut self, auth: AuthContext, session: SessionId) -> Result<bool, Failure> {
+        if self.joined.contains(&session) {
+            return Ok(false);
+        }
+        self.state.app.check_access(auth, session).await?;
+        self.state
+            .hub
+            .join(session, self.id, auth.user_id, Arc::clone(&self.outbox))
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        self.joined.push(session);
+        self.publish_presence(session, auth, "user_joined").await;
+        Ok(true)
+    }
+
+    async fn join_session(&mut self, auth: AuthContext, data: &Value, id: Option<&Value>) -> Outcome {
+        let session = session_id(data)?;
+        self.join(auth, session).await?;
+        Ok(Some(frames::frame("joined_session", json!({ "sessionId": session }), id)))
+    }
+
+    async fn leave_session(&mut self, auth: AuthContext, data: &Value, id: Option<&Value>) -> Outcome {
+        let session = session_id(data)?;
+        if let Some(at) = self.joined.iter().position(|s| *s == session) {
+            self.joined.swap_remove(at);
+            self.state.hub.leave(session, self.id);
+            self.publish_presence(session, auth, "user_left").await;
+        }
+        Ok(Some(frames::frame("left_session", json!({ "sessionId": session }), id)))
+    }
+
+    /// The same path as HTTP: checks, limits, idempotency, AI reply. The
+    /// sender joins the session first so it hears its own message and the
+    /// reply like everyone else.
+    async fn send_message(&mut self, auth: AuthContext, data: &Value, id: Option<&Value>) -> Outcome {
+        let session = session_id(data)?;
+        let body: SendMessageRequest = specgen_http::extract::parse_json(data.to_string().as_bytes())?;
+        specgen_http::extract::validate(&body)?;
+        let send = body.to_domain()?;
+        self.join(auth, session).await?;
+        match self.state.app.send_message(auth, session, send).await? {
+            // Its events reach this connection through the room.
+            SendOutcome::Created { .. } => Ok(None),
+            SendOutcome::Replayed { user_message, ai_message } => {
+                self.send(message_created(&user_message, id)).await?;
+                if let Some(ai) = ai_message {
+                    let frame =
+                        if ai.status == MessageStatus::Streaming { message_created(&ai, id) } else { final_frame(&ai) };
+                    self.send(frame).await?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    async fn stop_generation(&mut self, auth: AuthContext, data: &Value) -> Outcome {
+        let session = session_id(data)?;
+        let message = message_id(data)?;
+        self.state.app.cancel_reply(auth, session, message).await?;
+        // `message_cancelled` reaches every member through the room.
+        Ok(None)
+    }
+
+    async fn typing(&mut self, auth: AuthContext, data: &Value) -> Outcome {
+        let session = session_id(data)?;
+        let Some(is_typing) = data.get("isTyping").and_then(Value::as_bool) else {
+            return Err(ApiError::validation("isTyping", "must be true or false").into());
+        };
+        if !self.joined.contains(&session) {
+            self.state.app.check_access(auth, session).await?;
+        }
+        let frame = frames::frame(
+            "typing",
+            json!({ "sessionId": session, "userId": auth.user_id, "isTyping": is_typing }),
+            None,
+        );
+        self.publish(session, Packet { origin: self.id, ..Packet::new(Kind::Others, frame) }).await;
+        Ok(None)
+    }
+
+    /// The chunks after `afterSeq` of a reply in flight, then its live ones;
+    /// or, once it has ended, its final event from the store.
+    async fn resume(&mut self, auth: AuthContext, data: &Value, id: Option<&Value>) -> Outcome {
+        let session = session_id(data)?;
+        let message_id = message_id(data)?;
+        let after = match data.get("afterSeq") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_u64().ok_or_else(|| ApiError::validation("afterSeq", "must be a whole number >= 0"))?,
+        };
+        // Subscribed before reading: whatever is appended after the read
+        // arrives live, and duplicates are dropped by `seq`.
+        self.join(auth, session).await?;
+        let message = self.state.app.message(auth, session, message_id).await?;
+        if message.role != MessageRole::Assistant {
+            return Err(ApiError::not_found("reply").into());
+        }
+        let key = message_id.as_uuid().as_u128();
+        if message.status != MessageStatus::Streaming {
+            self.sent.remove(&key);
+            if self.ended.len() == ENDED_REMEMBERED {
+                self.ended.pop_front();
+            }
+            self.ended.push_back(key);
+            return Ok(Some(final_frame(&message)));
+        }
+        let chunks = self
+            .state
+            .log
+            .read_after(&message_id.to_string(), after)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let already = self.sent.get(&key).copied();
+        let mut last = after;
+        for (seq, content) in chunks {
+            last = last.max(seq);
+            if already.is_some_and(|s| (s.first..=s.last).contains(&seq)) {
+                continue;
+            }
+            let chunk = json!({
+                "messageId": message_id, "sessionId": session, "seq": seq, "content": content,
+                "isComplete": false, "timestamp": specgen_http::dto::rfc3339(self.state.app.clock().now()),
+            });
+            self.send(frames::frame("message_chunk", chunk, id)).await?;
+        }
+        let last = already.map_or(last, |s| s.last.max(last));
+        self.sent.insert(key, Sent { first: after.saturating_add(1).min(last), last });
+        Ok(None)
+    }
+
+    async fn publish_presence(&self, session: SessionId, auth: AuthContext, event: &str) {
+        let frame = frames::frame(event, json!({ "userId": auth.user_id, "sessionId": session }), None);
+        self.publish(session, Packet { origin: self.id, ..Packet::new(Kind::Others, frame) }).await;
+    }
+
+    async fn publish(&self, session: SessionId, packet: Packet) {
+        if let Err(e) = self.state.bus.publish(&topic(session), packet.encode()).await {
+            tracing::warn!(error = %e, "could not publish presence or typing");
+        }
+    }
+}
+
+fn too_slow() -> End {
+    metrics::counter!("ws_slow_consumers_total").increment(1);
+    End::Close(TOO_SLOW, "reading too slowly")
+}
+
+/// Why a frame was not carried out: an error to report, or the end.
+enum Failure {
+    Api(ApiError),
+    End(End),
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl From<End> for Failure {
+    fn from(e: End) -> Self {
+        Self::End(e)
+    }
+}
+
+/// A direct reply, if the frame has one.
+type Outcome = Result<Option<Bytes>, Failure>;
+
+fn error_frame(error: &ApiError, id: Option<&Value>) -> Bytes {
+    match error {
+        ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error on the gateway"),
+        ApiError::Unavailable(why) => tracing::warn!(why, "dependency unavailable on the gateway"),
+        _ => {}
+    }
+    let body = error.envelope(String::new()).error;
+    let details = (!body.details.is_empty()).then(|| json!(body.details));
+    let mut frame = frames::error(body.code, &body.message, details, id);
+    if let ApiError::RateLimited { retry_after_secs, .. } = error {
+        // Clients wait this long, as HTTP's Retry-After tells them.
+        let mut value: Value = serde_json::from_slice(&frame).unwrap_or_default();
+        value["data"]["retryAfter"] = json!(retry_after_secs);
+        frame = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+    }
+    frame
+}
+
+fn session_id(data: &Value) -> Result<SessionId, ApiError> {
+    id_field(data, "sessionId", "session")
+}
+
+fn message_id(data: &Value) -> Result<MessageId, ApiError> {
+    id_field(data, "messageId", "message")
+}
+
+/// A required id: missing or not a string is invalid; a string that names
+/// nothing is not found, as on HTTP paths.
+fn id_field<T: std::str::FromStr>(data: &Value, field: &str, what: &str) -> Result<T, ApiError> {
+    let raw = data.get(field).and_then(Value::as_str).ok_or_else(|| ApiError::validation(field, "required"))?;
+    raw.parse().map_err(|_| ApiError::not_found(what))
+}
+
+fn message_created(message: &Message, id: Option<&Value>) -> Bytes {
+    frames::frame("message_created", json!({ "message": MessageDto::from(message) }), id)
+}
+
+/// The final event of an ended reply, from its stored state.
+fn final_frame(message: &Message) -> Bytes {
+    let event = match message.status {
+        MessageStatus::Complete => specgen_app::ChatEvent::Complete(message.clone()),
+        MessageStatus::Cancelled => specgen_app::ChatEvent::Cancelled(message.clone()),
+        _ => specgen_app::ChatEvent::Failed(message.clone()),
+    };
+    frames::chat_event(&event)
+}
+
+/// Frames a client may send: a token bucket.
+struct Bucket {
+    tokens: f32,
+    burst: f32,
+    per_second: f32,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(burst: u32, per_second: u32) -> Self {
+        Self { tokens: burst as f32, burst: burst as f32, per_second: per_second as f32, at: Instant::now() }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f32() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

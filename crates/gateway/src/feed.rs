@@ -1,0 +1,72 @@
+//! The application's session events, onto the bus: each event serialised
+//! once into the frame clients receive, each chunk kept in the reply log
+//! before it is published, so a reader that resumes finds it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use specgen_app::{ChatEvent, SessionFeed};
+use specgen_domain::{SessionId, UserId};
+use specgen_ports::{EventBus, ReplyLog};
+
+use crate::frames;
+use crate::hub::topic;
+use crate::packet::{Kind, Packet};
+
+pub struct GatewayFeed {
+    bus: Arc<dyn EventBus>,
+    log: Arc<dyn ReplyLog>,
+    /// How long a finished reply's chunks stay readable for `resume`.
+    grace: Duration,
+}
+
+impl GatewayFeed {
+    pub fn new(bus: Arc<dyn EventBus>, log: Arc<dyn ReplyLog>, grace: Duration) -> Self {
+        Self { bus, log, grace }
+    }
+
+    async fn publish_packet(&self, session: SessionId, packet: Packet) {
+        if let Err(e) = self.bus.publish(&topic(session), packet.encode()).await {
+            // The reply goes on and is stored; live listeners miss this
+            // event and catch up from the store or with `resume`.
+            tracing::warn!(error = %e, "could not publish a session event");
+            metrics::counter!("ws_feed_publish_failures_total").increment(1);
+        }
+    }
+}
+
+#[async_trait]
+impl SessionFeed for GatewayFeed {
+    async fn publish(&self, event: &ChatEvent) {
+        let frame = frames::chat_event(event);
+        let message = event.message_id().as_uuid().as_u128();
+        let packet = match event {
+            ChatEvent::Chunk { seq, content, message_id, .. } => {
+                if let Err(e) = self.log.append(&message_id.to_string(), *seq, content).await {
+                    tracing::warn!(error = %e, "could not keep a chunk for resume");
+                }
+                Packet { seq: *seq, message, ..Packet::new(Kind::Chunk, frame) }
+            }
+            e if e.is_final() => Packet { message, ..Packet::new(Kind::Final, frame) },
+            _ => Packet::new(Kind::Everyone, frame),
+        };
+        self.publish_packet(event.session_id(), packet).await;
+        if event.is_final()
+            && let Err(e) = self.log.finish(&event.message_id().to_string(), self.grace).await
+        {
+            tracing::warn!(error = %e, "could not schedule a finished reply's chunks for removal");
+        }
+    }
+
+    async fn access_revoked(&self, session: SessionId, user: Option<UserId>) {
+        let packet = Packet {
+            // The session rides in `message`: a revoke is about no reply.
+            message: session.as_uuid().as_u128(),
+            user: user.map_or(0, |u| u.as_uuid().as_u128()),
+            ..Packet::new(Kind::Revoke, Bytes::new())
+        };
+        self.publish_packet(session, packet).await;
+    }
+}
