@@ -61,7 +61,7 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
 
   const input = h('textarea', {
     id: `composer-${sessionId}`, class: 'composer-input', rows: '1', name: 'message',
-    placeholder: 'Message (Enter to send, Shift+Enter for a new line)',
+    placeholder: 'Type a message',
     'aria-describedby': `composer-err-${sessionId} composer-help-${sessionId}`,
   });
   const composerErr = h('p', { id: `composer-err-${sessionId}`, class: 'field-error', 'aria-live': 'polite' });
@@ -78,7 +78,8 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
     composerErr,
     h('div', { class: 'picker' },
       h('label', { for: providerSel.id, text: 'Provider' }), providerSel,
-      h('label', { for: modelInput.id, text: 'Model' }), modelInput, modelList, demoNote));
+      h('label', { for: modelInput.id, text: 'Model' }), modelInput, modelList, demoNote,
+      h('span', { class: 'keys-hint', 'aria-hidden': 'true', text: 'Enter sends · Shift+Enter adds a line' })));
 
   const el = h('section', { class: 'chat', 'aria-labelledby': titleEl.id = `title-${sessionId}` },
     header, panel, h('div', { class: 'scroll-wrap' }, scroller, latestBtn), typingEl, composer);
