@@ -376,7 +376,105 @@ async fn registrations_are_limited_per_address(backend: Backend) {
     assert_eq!(res.status(), 429);
 }
 
+/// The refresh token's `Set-Cookie` value, if the response set one.
+fn refresh_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers().get_all("set-cookie").iter().find_map(|v| {
+        let v = v.to_str().unwrap();
+        v.starts_with("specgen_refresh=").then(|| v.to_owned())
+    })
+}
+
+/// `specgen_refresh=VALUE` of a `Set-Cookie` value.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+/// With `X-Refresh-Cookie: 1` the refresh token lives only in an HttpOnly
+/// cookie: it rotates there, a replayed one signs the login out, and
+/// logout clears it.
+async fn cookie_mode_keeps_the_refresh_token_out_of_the_body(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.register("jar@example.com").await;
+    let login = |headers: bool| {
+        let mut req = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"email": "jar@example.com", "password": PASSWORD, "deviceId": "browser"}));
+        if headers {
+            req = req.header("x-refresh-cookie", "1");
+        }
+        req.send()
+    };
+    let res = login(true).await.unwrap();
+    let set = refresh_cookie(&res).expect("a refresh cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/v1/auth", "Max-Age=604800"] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP on localhost: {set}");
+    let (status, body) = read(res).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["tokens"]["refreshToken"], "", "no refresh token for page scripts");
+    assert!(body["data"]["tokens"]["accessToken"].as_str().is_some_and(|t| !t.is_empty()));
+
+    // Rotation through the cookie, with an empty body.
+    let first = cookie_pair(&set);
+    let refresh_with = |cookie: String| {
+        app.client
+            .post(app.url("/api/v1/auth/refresh"))
+            .header("x-refresh-cookie", "1")
+            .header("cookie", cookie)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+    };
+    let res = refresh_with(first.clone()).await.unwrap();
+    let second = cookie_pair(&refresh_cookie(&res).expect("a new cookie"));
+    assert_ne!(second, first);
+    let (status, body) = read(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["tokens"]["refreshToken"], "");
+
+    // The spent one again: the whole login is signed out, the cookie cleared.
+    let res = refresh_with(first).await.unwrap();
+    let cleared = refresh_cookie(&res).expect("the cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (status, body) = read(res).await;
+    assert_eq!(status, 401);
+    assert_error(&body, "TOKEN_REUSED");
+    let (status, _) = read(refresh_with(second).await.unwrap()).await;
+    assert_eq!(status, 401, "the family is revoked");
+
+    // Logout reads the cookie and clears it.
+    let res = login(true).await.unwrap();
+    let pair = cookie_pair(&refresh_cookie(&res).unwrap());
+    let (_, body) = read(res).await;
+    let access_now = body["data"]["tokens"]["accessToken"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&access_now)
+        .header("x-refresh-cookie", "1")
+        .header("cookie", pair.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(refresh_cookie(&res).unwrap().contains("Max-Age=0"));
+    assert_eq!(res.status(), 200);
+    let (status, _) = read(refresh_with(pair).await.unwrap()).await;
+    assert_eq!(status, 401, "that login is over");
+
+    // Without the header the cookie is ignored and the body is required.
+    let (status, body) = app.post_json("/api/v1/auth/refresh", &json!({})).await;
+    assert_eq!(status, 422);
+    assert_error(&body, "VALIDATION_FAILED");
+    let res = login(false).await.unwrap();
+    assert!(refresh_cookie(&res).is_none());
+    let (_, body) = read(res).await;
+    assert!(!body["data"]["tokens"]["refreshToken"].as_str().unwrap().is_empty());
+}
+
 for_both_stores!(
+    cookie_mode_keeps_the_refresh_token_out_of_the_body,
     register_and_read_me,
     duplicate_email_conflicts_case_insensitively,
     registration_rules_name_every_field,
