@@ -214,6 +214,26 @@ async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
     assert_eq!(left.last().unwrap()["data"]["userId"], bob.user_id.as_str());
 }
 
+/// Presence is per person: a second tab joining or one of two leaving is
+/// not news to the others.
+async fn presence_counts_people_not_tabs(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let mut watcher = Ws::connect_as(&app, &ada.access).await;
+    watcher.join(&session).await;
+    let mut tab_one = Ws::connect_as(&app, &bob.access).await;
+    tab_one.join(&session).await;
+    assert_eq!(watcher.expect("user_joined").await["data"]["userId"], bob.user_id.as_str());
+    let mut tab_two = Ws::connect_as(&app, &bob.access).await;
+    tab_two.join(&session).await;
+    drop(tab_one);
+    watcher.silent_for(Duration::from_millis(300)).await;
+    tab_two.send("leave_session", json!({"sessionId": session})).await;
+    assert_eq!(watcher.expect("user_left").await["data"]["userId"], bob.user_id.as_str());
+}
+
 async fn strangers_cannot_join_post_stop_or_resume(backend: Backend) {
     let app = TestApp::spawn_with(backend, slow_demo).await;
     let ada = app.register("ada@example.com").await;
@@ -551,6 +571,7 @@ for_both_stores!(
     upgrade_and_first_frame_authenticate,
     bad_frames_get_errors_and_the_connection_stays_usable,
     members_see_each_other_and_the_ai_stream_live,
+    presence_counts_people_not_tabs,
     strangers_cannot_join_post_stop_or_resume,
     a_removed_member_stops_hearing_the_session,
     stop_generation_cancels_for_everyone,

@@ -141,8 +141,10 @@ impl Connection {
     /// Leaves every room, tells the others, and closes.
     async fn finish(mut self, end: End) {
         for session in std::mem::take(&mut self.joined) {
-            self.state.hub.leave(session, self.id);
-            if let Some(auth) = self.auth {
+            let last_of_user = self.state.hub.leave(session, self.id);
+            if let Some(auth) = self.auth
+                && last_of_user
+            {
                 self.publish_presence(session, auth, "user_left").await;
             }
         }
@@ -295,13 +297,16 @@ impl Connection {
             return Ok(false);
         }
         self.state.app.check_access(auth, session).await?;
-        self.state
+        let first_of_user = self
+            .state
             .hub
             .join(session, self.id, auth.user_id, Arc::clone(&self.outbox))
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         self.joined.push(session);
-        self.publish_presence(session, auth, "user_joined").await;
+        if first_of_user {
+            self.publish_presence(session, auth, "user_joined").await;
+        }
         Ok(true)
     }
 
@@ -315,8 +320,9 @@ impl Connection {
         let session = session_id(data)?;
         if let Some(at) = self.joined.iter().position(|s| *s == session) {
             self.joined.swap_remove(at);
-            self.state.hub.leave(session, self.id);
-            self.publish_presence(session, auth, "user_left").await;
+            if self.state.hub.leave(session, self.id) {
+                self.publish_presence(session, auth, "user_left").await;
+            }
         }
         Ok(Some(frames::frame("left_session", json!({ "sessionId": session }), id)))
     }

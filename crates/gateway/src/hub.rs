@@ -173,21 +173,25 @@ impl Hub {
     }
 
     /// Adds a member; once this returns, every packet published on the
-    /// session reaches its outbox.
+    /// session reaches its outbox. True when it is the user's first
+    /// connection in the session here (presence is per user, not per tab).
     pub async fn join(
         &self,
         session: SessionId,
         connection: u128,
         user: UserId,
         outbox: Arc<Outbox>,
-    ) -> Result<(), BusError> {
-        let room = {
+    ) -> Result<bool, BusError> {
+        let (room, first_of_user) = {
             let mut rooms = self.rooms();
             let room = rooms
                 .entry(session)
                 .or_insert_with(|| Arc::new(Room { members: Mutex::default(), reader: OnceCell::new() }));
-            room.members().push(Member { connection, user, outbox });
-            Arc::clone(room)
+            let mut members = room.members();
+            let first_of_user = !members.iter().any(|m| m.user == user);
+            members.push(Member { connection, user, outbox });
+            drop(members);
+            (Arc::clone(room), first_of_user)
         };
         let subscribed = room
             .reader
@@ -201,21 +205,24 @@ impl Hub {
             self.leave(session, connection);
             return Err(e);
         }
-        Ok(())
+        Ok(first_of_user)
     }
 
-    /// Removes a member; the last one out closes the room and its subscription.
-    pub fn leave(&self, session: SessionId, connection: u128) {
+    /// Removes a member; the last one out closes the room and its
+    /// subscription. True when it was its user's last connection here.
+    pub fn leave(&self, session: SessionId, connection: u128) -> bool {
         let mut rooms = self.rooms();
-        let Some(room) = rooms.get(&session) else { return };
-        let empty = {
+        let Some(room) = rooms.get(&session) else { return false };
+        let (empty, last_of_user) = {
             let mut members = room.members();
-            members.retain(|m| m.connection != connection);
-            members.is_empty()
+            let Some(at) = members.iter().position(|m| m.connection == connection) else { return false };
+            let user = members.swap_remove(at).user;
+            (members.is_empty(), !members.iter().any(|m| m.user == user))
         };
         if empty {
             rooms.remove(&session);
         }
+        last_of_user
     }
 
     /// Sessions with at least one member here.
