@@ -91,19 +91,32 @@ function ensureShell() {
   const onStatus = (e) => setStatus(e.detail);
   gateway.addEventListener('status', onStatus);
   setStatus(gateway.state);
-  const name = auth.user?.profile?.displayName || auth.user?.name || 'Profile';
+  const profileLink = h('a', { href: '/profile', 'data-link': '', class: 'profile-link' });
+  const showName = () => {
+    const name = auth.user?.profile?.displayName || auth.user?.name || 'Profile';
+    profileLink.textContent = name;
+    profileLink.setAttribute('aria-label', `Profile (${name})`);
+  };
+  showName();
+  auth.addEventListener('user', showName);
   const header = h('header', { class: 'topbar' },
     h('a', { href: '/', 'data-link': '', class: 'brand', text: 'Spec Gen' }),
     status,
     h('nav', { class: 'topnav', 'aria-label': 'Account' },
-      h('a', { href: '/profile', 'data-link': '', class: 'profile-link', text: name, 'aria-label': `Profile (${name})` }),
+      profileLink,
       h('button', { type: 'button', class: 'signout', text: 'Sign out', onclick: () => auth.logout().catch(() => {}) })));
   const sidebar = sessionsPanel({ navigate });
   const main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   const el = h('div', { class: 'shell' }, header, h('div', { class: 'panes' }, sidebar.el, main));
   app.replaceChildren(el);
   app.removeAttribute('aria-busy');
-  shell = { el, sidebar, main, current: null, off: () => gateway.removeEventListener('status', onStatus) };
+  shell = {
+    el, sidebar, main, current: null,
+    off: () => {
+      gateway.removeEventListener('status', onStatus);
+      auth.removeEventListener('user', showName);
+    },
+  };
   gateway.start();
 }
 

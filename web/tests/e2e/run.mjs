@@ -566,6 +566,7 @@ scenario('profile: name, bio, time zone, theme; password change; sign out everyw
   await page.getByLabel('Dark').check();
   await page.getByRole('button', { name: 'Save profile' }).click();
   await page.locator('.ok-note', { hasText: 'Profile saved.' }).waitFor();
+  await page.getByRole('link', { name: 'Profile (Professor P)' }).waitFor();
   eq(await page.evaluate(() => document.documentElement.dataset.theme), 'dark', 'dark theme applied');
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   check(bg !== 'rgb(255, 255, 255)', `dark background, got ${bg}`);
@@ -617,6 +618,7 @@ scenario('a failed reply says why and offers a retry', async (browser) => {
   await signIn(page, u.email);
   await newChat(page);
   const picker = page.getByLabel('Provider');
+  await picker.locator('option').first().waitFor({ state: 'attached' });
   check((await picker.locator('option').allTextContents()).some((t) => /^demo \(demo\)/.test(t)), 'the demo provider is labelled as a demo');
   await picker.selectOption(demo.name);
   await page.getByText('Demo: canned replies, not a real AI').waitFor();

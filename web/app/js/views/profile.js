@@ -53,6 +53,7 @@ export function profileView({ navigate }) {
         displayName: values.displayName.trim(), bio: values.bio, timezone: values.timezone.trim(), preferences,
       });
       auth.user = { ...auth.user, profile };
+      auth.dispatchEvent(new CustomEvent('user', { detail: auth.user }));
       applyTheme(chosen);
       profileOk.textContent = 'Profile saved.';
       announce('Profile saved.');
