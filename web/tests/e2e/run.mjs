@@ -374,6 +374,30 @@ scenario('a reload mid-reply: the reply carries on from the start without duplic
   eq(await aiBody(page).textContent(), resumed, 'the stored reply equals what was shown');
 });
 
+scenario('without the WebSocket, sending falls back to HTTP streaming and a reload mid-reply still ends right', async (browser) => {
+  const page = await newPage(browser);
+  // Every socket is refused, as behind a proxy that drops upgrades.
+  await page.routeWebSocket(/\/ws$/, (ws) => ws.close({ code: 1011, reason: 'blocked by the test' }));
+  await signUp(page, 'Fallback');
+  await newChat(page);
+  await page.locator('.conn[data-state="waiting"]').waitFor({ timeout: 10000 });
+  await send(page, 'Over plain HTTP please');
+  assertProgressive(await watchStream(page), 'reply over SSE');
+  const text = await aiBody(page).textContent();
+  once(text, 'Over plain HTTP please', 'reply over SSE');
+  await send(page, 'And survive a reload without a socket');
+  await page.waitForFunction(() => {
+    const all = document.querySelectorAll('.msg-ai');
+    const el = all[all.length - 1];
+    return all.length === 2 && el.dataset.status === 'streaming' && el.querySelector('.msg-body').textContent.length > 40;
+  }, null, { timeout: 15000 });
+  await page.reload();
+  await page.locator('.msg-ai').nth(1).waitFor({ timeout: 15000 });
+  const polled = await waitReplyStatus(page, 'complete', 1, 30000);
+  once(polled, 'Demo reply', 'reply polled after a reload');
+  once(polled, 'And survive a reload without a socket', 'reply polled after a reload');
+});
+
 scenario('stop a reply with the stop button', async (browser) => {
   const page = await newPage(browser);
   await signUp(page, 'Stopper');
