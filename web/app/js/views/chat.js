@@ -512,7 +512,8 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
     if (s) {
       clearTimeout(s.timer);
       sends.delete(id);
-      list.failPending(id, data.message || data.code);
+      const details = (data.details ?? []).map((d) => d.message).filter(Boolean).join('; ');
+      list.failPending(id, details ? `${data.message} (${details})` : data.message || data.code);
       queueRender();
     }
   });
@@ -686,7 +687,8 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
     } catch (e) {
       const pending = list.get(`pending:${cmid}`);
       if (pending) {
-        list.failPending(cmid, e.plain ?? 'Could not reach the server.');
+        const details = (e.details ?? []).map((d) => d.message).filter(Boolean).join('; ');
+        list.failPending(cmid, details ? `${e.plain} (${details})` : e.plain ?? 'Could not reach the server.');
         sends.delete(cmid);
         queueRender();
       }
