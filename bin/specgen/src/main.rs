@@ -8,6 +8,13 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use specgen::config::Config;
+
+/// jemalloc returns freed memory to the system within seconds: with glibc,
+/// a burst of 20 registrations (argon2 takes 19 MiB per hash, on the
+/// blocking threads) left the process at 410 MiB for good; with jemalloc it
+/// stays at 25 MiB. (mimalloc: 105 MiB, and 45 MiB idle.)
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use specgen::wiring;
 
 #[derive(Debug, Parser)]

@@ -143,8 +143,14 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let listener = TcpListener::bind(config.specgen_listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.specgen_listen))?;
     let address = listener.local_addr()?;
-    let routes = gateway.clone();
-    let server = specgen_http::server(state, http, listener, move |cfg| routes.configure(cfg))?;
+    let (routes, upgrades) = (gateway.clone(), gateway.clone());
+    let server = specgen_http::server(
+        state,
+        http,
+        listener,
+        move |cfg| routes.configure(cfg),
+        move |request| upgrades.clone().upgrade(request),
+    )?;
     Ok(Running { app: state_app, gateway, address, server, store_kind: opened.kind(), migrations_applied: applied })
 }
 
@@ -166,8 +172,8 @@ pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
     tokio::spawn(async move {
         stop_signal().await;
         tracing::info!("stopping: closing WebSocket connections, draining requests");
-        // Every WebSocket gets its close frame while requests drain.
-        gateway.shutdown();
+        // Every WebSocket gets its close frame, then requests drain.
+        gateway.shutdown(Duration::from_secs(3)).await;
         handle.stop(true).await;
     });
     server.await?;

@@ -7,9 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytes::Bytes;
-use bytestring::ByteString;
 use serde_json::{Value, json};
 use specgen_app::{AppError, AuthContext, SendOutcome};
 use specgen_domain::{Message, MessageId, MessageRole, MessageStatus, SessionId};
@@ -22,16 +20,24 @@ use crate::State;
 use crate::frames::{self, ClientFrame};
 use crate::hub::{Outbox, Outgoing, topic};
 use crate::packet::{Kind, Packet};
+use crate::socket::{Incoming, Reader, Writer};
 
 /// Close codes of the contract beyond the standard ones.
 const UNAUTHENTICATED: u16 = 4401;
 const AUTH_TIMEOUT: u16 = 4408;
 const RATE_LIMITED: u16 = 4429;
 const TOO_SLOW: u16 = 1013;
+const GOING_AWAY: u16 = 1001;
+const POLICY: u16 = 1008;
+const NORMAL: u16 = 1000;
+const SERVER_ERROR: u16 = 1011;
 
 /// Longest wait to hand one frame to the socket before the client counts as
 /// not reading.
 const SEND_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long a closing connection waits for the client's own close frame.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Finished replies whose final state a `resume` sent from the store, so
 /// the same final arriving live is not sent twice. Only the latest few
@@ -51,16 +57,17 @@ struct Sent {
     last: u64,
 }
 
-pub(crate) async fn run(state: Arc<State>, ws: Session, stream: AggregatedMessageStream, auth: Option<AuthContext>) {
+pub(crate) async fn run(state: Arc<State>, reader: Reader, writer: Writer, auth: Option<AuthContext>) {
     state.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     metrics::gauge!("ws_connections").increment(1.0);
     let mut connection = Connection {
         id: rand::random::<u128>().max(1),
+        broken: false,
         outbox: Arc::new(Outbox::new(state.config.outbox_capacity)),
         cut: CancellationToken::new(),
         bucket: Bucket::new(state.config.frame_burst, state.config.frames_per_second),
         state,
-        ws,
+        writer,
         auth: None,
         joined: Vec::new(),
         sent: HashMap::new(),
@@ -68,15 +75,18 @@ pub(crate) async fn run(state: Arc<State>, ws: Session, stream: AggregatedMessag
         last_seen: Instant::now(),
     };
     connection.cut = connection.outbox.cut_signal().clone();
-    let end = connection.serve(stream, auth).await;
-    connection.finish(end).await;
+    let mut reader = reader;
+    let end = connection.serve(&mut reader, auth).await;
+    connection.finish(end, reader).await;
 }
 
 struct Connection {
     state: Arc<State>,
     /// Unique across instances: marks what this connection published.
     id: u128,
-    ws: Session,
+    writer: Writer,
+    /// A write was cut short: the stream is mid-frame and takes no more.
+    broken: bool,
     auth: Option<AuthContext>,
     outbox: Arc<Outbox>,
     /// Fires when the outbox overflowed.
@@ -90,7 +100,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(&mut self, mut stream: AggregatedMessageStream, auth: Option<AuthContext>) -> End {
+    async fn serve(&mut self, reader: &mut Reader, auth: Option<AuthContext>) -> End {
         if let Some(auth) = auth
             && let Err(end) = self.authenticated(auth, None).await
         {
@@ -108,15 +118,18 @@ impl Connection {
         loop {
             let step = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => Err(End::Close(CloseCode::Away.into(), "the server is restarting")),
+                _ = shutdown.cancelled() => Err(End::Close(GOING_AWAY, "the server is restarting")),
                 _ = cut.cancelled() => Err(too_slow()),
-                _ = outbox.ready() => self.drain().await,
-                incoming = stream.recv() => match incoming {
+                _ = outbox.ready() => Box::pin(self.drain()).await,
+                incoming = reader.recv() => match incoming {
                     None => Err(End::Gone),
-                    Some(Err(_)) => Err(End::Close(CloseCode::Policy.into(), "frame too large or malformed")),
+                    Some(Err(_)) => Err(End::Close(POLICY, "frame too large or malformed")),
                     Some(Ok(message)) => {
                         self.last_seen = Instant::now();
-                        self.on_message(message).await
+                        // Boxed: handling a frame can take a large future (a
+                        // send reaches the store), which would otherwise be
+                        // part of every idle connection's state.
+                        Box::pin(self.on_message(message)).await
                     }
                 },
                 _ = heartbeat.tick() => {
@@ -124,7 +137,7 @@ impl Connection {
                         // Nobody is there to read a close frame.
                         Err(End::Gone)
                     } else {
-                        self.ws.ping(b"").await.map_err(|_| End::Gone)
+                        self.writer.ping().await.map_err(|_| End::Gone)
                     }
                 }
                 _ = &mut auth_deadline, if self.auth.is_none() => {
@@ -139,7 +152,7 @@ impl Connection {
     }
 
     /// Leaves every room, tells the others, and closes.
-    async fn finish(mut self, end: End) {
+    async fn finish(mut self, end: End, mut reader: Reader) {
         for session in std::mem::take(&mut self.joined) {
             let last_of_user = self.state.hub.leave(session, self.id);
             if let Some(auth) = self.auth
@@ -153,24 +166,48 @@ impl Connection {
         }
         self.state.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         metrics::gauge!("ws_connections").decrement(1.0);
-        if let End::Close(code, why) = end {
-            let reason = CloseReason { code: CloseCode::from(code), description: Some(why.to_owned()) };
+        if let End::Close(code, why) = end
+            && !self.broken
+        {
             // The close frame queues behind what the client has not read
             // yet; a client that reads none of it within the patience is
             // simply dropped (the rooms were left above, so it holds only
             // its socket's buffers meanwhile).
-            let _ = tokio::time::timeout(SEND_PATIENCE, self.ws.close(Some(reason))).await;
+            if let Ok(Ok(())) = tokio::time::timeout(SEND_PATIENCE, self.writer.close(code, why)).await {
+                // Until the client answers the close (or goes), read and drop
+                // what it still sends: closing with unread input would reset
+                // the connection and could destroy the close frame unread.
+                let _ = tokio::time::timeout(CLOSE_PATIENCE, async {
+                    while let Some(Ok(message)) = reader.recv().await {
+                        if matches!(message, Incoming::Close) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
         }
     }
 
     /// Hands `frame` to the socket; a client that stops reading is cut.
     async fn send(&mut self, frame: Bytes) -> Result<(), End> {
-        let text = ByteString::try_from(frame).map_err(|_| End::Close(CloseCode::Error.into(), "internal error"))?;
-        tokio::select! {
-            sent = self.ws.text(text) => sent.map_err(|_| End::Gone),
-            _ = self.cut.cancelled() => Err(too_slow()),
-            _ = tokio::time::sleep(SEND_PATIENCE) => Err(too_slow()),
+        if std::str::from_utf8(&frame).is_err() {
+            return Err(End::Close(SERVER_ERROR, "internal error"));
         }
+        let cut = self.cut.clone();
+        let write = self.writer.text(&frame);
+        tokio::pin!(write);
+        tokio::select! {
+            sent = &mut write => return sent.map_err(|_| End::Gone),
+            _ = cut.cancelled() => {}
+            _ = tokio::time::sleep(SEND_PATIENCE) => {}
+        }
+        // Cut or out of patience: the frame under way is finished if the
+        // client reads it in time, so the close frame can follow it.
+        if !matches!(tokio::time::timeout(SEND_PATIENCE, write).await, Ok(Ok(()))) {
+            self.broken = true;
+        }
+        Err(too_slow())
     }
 
     /// Sends what the rooms queued, skipping chunks already sent.
@@ -208,29 +245,29 @@ impl Connection {
         Ok(())
     }
 
-    async fn on_message(&mut self, message: AggregatedMessage) -> Result<(), End> {
+    async fn on_message(&mut self, message: Incoming) -> Result<(), End> {
         match message {
-            AggregatedMessage::Text(text) => {
+            Incoming::Text(text) => {
                 if !self.bucket.take() {
                     let _ = self.send(frames::error("RATE_LIMITED", "Too many frames; slow down.", None, None)).await;
                     return Err(End::Close(RATE_LIMITED, "rate limited"));
                 }
-                match serde_json::from_str::<ClientFrame>(&text) {
+                match serde_json::from_slice::<ClientFrame>(&text) {
                     Ok(frame) => self.on_frame(frame).await,
                     Err(_) => {
                         // Echo the id of a JSON frame of the wrong shape.
-                        let id = serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("id").cloned());
+                        let id = serde_json::from_slice::<Value>(&text).ok().and_then(|v| v.get("id").cloned());
                         let message = "A frame must be JSON: {\"event\": \"...\", \"data\": {...}, \"id\": \"...\"}.";
                         self.send(frames::error("BAD_REQUEST", message, None, id.as_ref())).await
                     }
                 }
             }
-            AggregatedMessage::Binary(_) => {
+            Incoming::Binary => {
                 self.send(frames::error("BAD_REQUEST", "Frames must be JSON text, not binary.", None, None)).await
             }
-            AggregatedMessage::Ping(bytes) => self.ws.pong(&bytes).await.map_err(|_| End::Gone),
-            AggregatedMessage::Pong(_) => Ok(()),
-            AggregatedMessage::Close(_) => Err(End::Close(CloseCode::Normal.into(), "bye")),
+            Incoming::Ping(bytes) => self.writer.pong(&bytes).await.map_err(|_| End::Gone),
+            Incoming::Pong => Ok(()),
+            Incoming::Close => Err(End::Close(NORMAL, "bye")),
         }
     }
 

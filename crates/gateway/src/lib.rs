@@ -11,12 +11,20 @@ mod feed;
 mod frames;
 mod hub;
 mod packet;
+mod socket;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_codec::Framed;
+use actix_http::HttpMessage as _;
+use actix_http::body::BodySize;
+use actix_http::ws;
+use actix_web::rt::net::TcpStream;
+use actix_web::{HttpResponse, web};
+use bytes::Bytes;
+use futures::SinkExt as _;
 use specgen_app::App;
 use specgen_domain::UserId;
 use specgen_http::ApiError;
@@ -76,6 +84,8 @@ pub(crate) struct State {
     config: GatewayConfig,
     /// Cancelled at shutdown: every connection closes with 1001.
     shutdown: CancellationToken,
+    /// Every connection's task.
+    tasks: tokio_util::task::TaskTracker,
     /// Connections per user on this instance (`active_users_total`).
     users: Mutex<HashMap<UserId, usize>>,
     /// Open connections, authenticated or not (`ws_connections`).
@@ -125,20 +135,27 @@ impl Gateway {
                 log,
                 config,
                 shutdown: CancellationToken::new(),
+                tasks: tokio_util::task::TaskTracker::new(),
                 users: Mutex::default(),
                 connections: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
 
-    /// Registers `GET /ws`.
+    /// Registers `GET /ws` for requests that are not upgrades (they get a
+    /// 400); upgrades come through [`Gateway::upgrade`].
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(self.clone())).route("/ws", web::get().to(upgrade));
+        cfg.route("/ws", web::get().to(not_an_upgrade));
     }
 
-    /// Closes every connection with 1001 (going away) and refuses new ones.
-    pub fn shutdown(&self) {
+    /// Closes every connection with 1001 (going away) and refuses new ones;
+    /// waits up to `grace` for the close frames to go out.
+    pub async fn shutdown(&self, grace: Duration) {
         self.state.shutdown.cancel();
+        self.state.tasks.close();
+        if tokio::time::timeout(grace, self.state.tasks.wait()).await.is_err() {
+            tracing::warn!(open = self.connections(), "WebSocket connections still closing at shutdown");
+        }
     }
 
     /// Connections open on this instance.
@@ -157,22 +174,81 @@ impl Gateway {
     }
 }
 
-/// Upgrades to a WebSocket. A bearer token on the upgrade authenticates at
-/// once (a bad one is refused with the 401 envelope); without one, the
-/// first frame must be `authenticate`.
-async fn upgrade(req: HttpRequest, body: web::Payload, gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
-    let state = &gateway.state;
-    if state.shutdown.is_cancelled() {
-        return Err(ApiError::Unavailable("shutting down".into()));
+/// `GET /ws` without an upgrade: the upgraded ones never reach the routes.
+async fn not_an_upgrade() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::BadRequest("GET /ws must be a WebSocket upgrade.".into()))
+}
+
+/// An HTTP/1 request asking to upgrade, with its connection.
+pub type UpgradeRequest = (actix_http::Request, Framed<TcpStream, actix_http::h1::Codec>);
+
+impl Gateway {
+    /// Takes an upgrade request from the HTTP server. `/ws` becomes a
+    /// WebSocket: a bearer token on the upgrade authenticates at once (a bad
+    /// one is refused with the 401 envelope); without one, the first frame
+    /// must be `authenticate`. Upgrades of any other path are refused.
+    pub async fn upgrade(self, (req, mut framed): UpgradeRequest) {
+        let state = &self.state;
+        let request_id = specgen_http::request_id::keep_or_make(req.headers().get(specgen_http::request_id::HEADER));
+        let accepted = async {
+            if req.path() != "/ws" {
+                return Err(ApiError::NotFound(format!("No WebSocket at {}", req.path())));
+            }
+            if state.shutdown.is_cancelled() {
+                return Err(ApiError::Unavailable("shutting down".into()));
+            }
+            ws::verify_handshake(req.head())
+                .map_err(|e| ApiError::BadRequest(format!("Not a valid WebSocket upgrade: {e}")))?;
+            match specgen_http::client::bearer_in(req.headers()) {
+                Some(token) => Ok(Some(state.app.authenticate(token).await?)),
+                None => Ok(None),
+            }
+        };
+        // Boxed, so the connection's lasting state does not carry it.
+        let auth = match Box::pin(accepted).await {
+            Ok(auth) => auth,
+            Err(error) => return refuse(framed, &error, request_id).await,
+        };
+        let response = ws::handshake_response(req.head())
+            .insert_header((specgen_http::request_id::HEADER, request_id.as_str()))
+            .finish()
+            .drop_body();
+        if framed.send((response, BodySize::None).into()).await.is_err() {
+            return;
+        }
+        // Keep only the stream and any bytes already read: the request, the
+        // HTTP codec and its write buffer would otherwise live as long as
+        // the connection does.
+        drop(req);
+        let parts = framed.into_parts();
+        drop(parts.write_buf);
+        drop(parts.codec);
+        let (reader, writer) = socket::split(parts.io, parts.read_buf, state.config.max_frame_bytes);
+        // A task of its own, so the HTTP dispatcher (sized for any request
+        // the routes can serve) is freed rather than kept for the
+        // connection's life; tracked, so shutdown can wait for the close frames.
+        let connection = connection::run(Arc::clone(state), reader, writer, auth);
+        actix_web::rt::spawn(state.tasks.track_future(connection));
     }
-    let auth = match specgen_http::client::bearer_token(&req) {
-        Some(token) => Some(state.app.authenticate(token).await?),
-        None => None,
+}
+
+/// Answers an upgrade with the error envelope and closes the connection.
+async fn refuse(mut framed: Framed<TcpStream, actix_http::h1::Codec>, error: &ApiError, request_id: String) {
+    let body = Bytes::from(serde_json::to_vec(&error.envelope(request_id.clone())).unwrap_or_default());
+    let response = actix_http::Response::build(actix_web::ResponseError::status_code(error))
+        .insert_header((actix_web::http::header::CONTENT_TYPE, "application/json"))
+        .insert_header((actix_web::http::header::CONNECTION, "close"))
+        .insert_header((specgen_http::request_id::HEADER, request_id))
+        .finish()
+        .drop_body();
+    // One flush for head and body, so a client reading the refusal finds
+    // its body with it.
+    let sent = async {
+        framed.feed((response, BodySize::Sized(body.len() as u64)).into()).await?;
+        framed.feed(actix_http::h1::Message::Chunk(Some(body))).await?;
+        framed.send(actix_http::h1::Message::Chunk(None)).await
     };
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|_| ApiError::BadRequest("GET /ws must be a WebSocket upgrade.".into()))?;
-    let limit = state.config.max_frame_bytes;
-    let stream = stream.max_frame_size(limit).aggregate_continuations().max_continuation_size(limit);
-    actix_web::rt::spawn(connection::run(Arc::clone(state), session, stream, auth));
-    Ok(response)
+    if let Err(e) = sent.await {
+        tracing::debug!(error = %e, "could not send an upgrade refusal");
+    }
 }

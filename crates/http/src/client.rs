@@ -54,7 +54,12 @@ pub struct AuthUser(pub AuthContext);
 
 /// The bearer token of a request, if it has one.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_in(req.headers())
+}
+
+/// The bearer token in `Authorization`, if there is one.
+pub fn bearer_in(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }

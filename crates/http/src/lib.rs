@@ -21,7 +21,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::middleware::ErrorHandlers;
-use actix_web::{App as ActixApp, HttpServer, web};
+use actix_web::{App as ActixApp, web};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -142,24 +142,36 @@ fn cors(config: &HttpConfig) -> actix_cors::Cors {
     })
 }
 
+/// An HTTP/1 request that asks to upgrade, with its connection.
+pub type UpgradeRequest =
+    (actix_http::Request, actix_codec::Framed<actix_web::rt::net::TcpStream, actix_http::h1::Codec>);
+
 /// Builds the server on an already-bound listener (tests bind port 0), with
-/// more routes (the gateway's) registered by `extra`. Signals are left to
-/// the caller, which stops the server through its handle: WebSocket
-/// connections must be closed before the server drains.
-pub fn server<F>(
+/// more routes (the gateway's) registered by `extra`, and every HTTP/1
+/// upgrade request handed to `upgrade` with its connection: the gateway
+/// takes the raw stream so that an idle WebSocket holds no HTTP buffers.
+/// Signals are left to the caller, which stops the server through its
+/// handle: WebSocket connections must be closed before the server drains.
+pub fn server<F, U, Fut>(
     state: AppState,
     config: HttpConfig,
     listener: TcpListener,
     extra: F,
+    upgrade: U,
 ) -> std::io::Result<actix_web::dev::Server>
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    U: Fn(UpgradeRequest) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
 {
+    use actix_service::ServiceFactoryExt as _;
+
+    let address = listener.local_addr()?;
     let workers = config.workers;
     let shutdown_timeout = config.shutdown_timeout;
     let config_data = web::Data::new(config);
     let state_data = web::Data::new(state);
-    let mut server = HttpServer::new(move || {
+    let app = move || {
         let (app, api) =
             ActixApp::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api_routes).split_for_parts();
         app.app_data(web::PayloadConfig::new(config_data.body_limit))
@@ -174,14 +186,34 @@ where
             .wrap(cors(&config_data))
             .wrap(observe::Observe)
             .wrap(request_id::RequestIdMiddleware)
-    })
-    // Tokens are small writes that must leave at once, not wait on Nagle.
-    .tcp_nodelay(true)
-    .listen(listener)?
-    .disable_signals()
-    .shutdown_timeout(shutdown_timeout.as_secs());
+    };
+    // What `actix_web::HttpServer` assembles, plus the upgrade service it
+    // does not expose.
+    let mut server = actix_server::Server::build().disable_signals().shutdown_timeout(shutdown_timeout.as_secs());
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
+    let server = server.listen("specgen-http", listener, move || {
+        let upgrade = upgrade.clone();
+        let upgrades = actix_service::fn_service(move |request: UpgradeRequest| {
+            let handled = upgrade(request);
+            async move {
+                handled.await;
+                Ok::<_, std::convert::Infallible>(())
+            }
+        });
+        let app = actix_service::IntoServiceFactory::into_factory(app())
+            .map_err(|e: actix_web::Error| actix_web::ResponseError::error_response(e.as_response_error()));
+        actix_http::HttpService::build()
+            .keep_alive(actix_http::KeepAlive::Timeout(Duration::from_secs(5)))
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            // Tokens are small writes that must leave at once, not wait on Nagle.
+            .tcp_nodelay(true)
+            .local_addr(address)
+            .upgrade(upgrades)
+            .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
+            .tcp()
+    })?;
     Ok(server.run())
 }

@@ -21,6 +21,15 @@ pub fn current() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "unknown".to_owned())
 }
 
+/// The incoming id when it is valid, a new one otherwise.
+pub fn keep_or_make(incoming: Option<&HeaderValue>) -> String {
+    incoming
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
 /// The id as kept in request extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -63,13 +72,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let id = req
-            .headers()
-            .get(&HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| is_valid(v))
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let id = keep_or_make(req.headers().get(&HEADER));
         req.extensions_mut().insert(RequestId(id.clone()));
         let service = Rc::clone(&self.service);
         Box::pin(REQUEST_ID.scope(id.clone(), async move {

@@ -5,6 +5,7 @@
 mod auth;
 mod stats;
 mod stream;
+mod ws;
 
 use clap::{Parser, Subcommand};
 
@@ -56,6 +57,35 @@ enum Command {
         #[arg(long)]
         server_pid: u32,
     },
+    /// Server memory per idle WebSocket, connect rate, and fan-out latency.
+    Ws {
+        #[arg(long, default_value_t = 15_000)]
+        connections: usize,
+        /// Accounts the connections are spread over.
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        /// Sessions the connections are spread over (the first one's
+        /// members take part in the fan-out measurement).
+        #[arg(long, default_value_t = 15)]
+        sessions: usize,
+        /// Connections opened at once.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        /// Local addresses to connect from, comma-separated.
+        #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
+        sources: Vec<std::net::IpAddr>,
+        /// Milliseconds between fan-out messages.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        /// Seconds of fan-out.
+        #[arg(long, default_value_t = 20)]
+        fanout_seconds: u64,
+        #[arg(long)]
+        server_pid: u32,
+        /// Seconds of idleness before measuring memory.
+        #[arg(long, default_value_t = 12)]
+        settle_seconds: u64,
+    },
 }
 
 #[tokio::main]
@@ -68,6 +98,30 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Stream { token, levels, seconds, first_byte_ms, server_pid } => {
             stream::run(&cli.base, &token, &levels, seconds, first_byte_ms, server_pid).await
+        }
+        Command::Ws {
+            connections,
+            users,
+            sessions,
+            parallel,
+            sources,
+            interval_ms,
+            fanout_seconds,
+            server_pid,
+            settle_seconds,
+        } => {
+            let plan = ws::Plan {
+                connections,
+                users,
+                sessions,
+                parallel,
+                sources,
+                interval: std::time::Duration::from_millis(interval_ms),
+                fanout_seconds,
+                server_pid,
+                settle: std::time::Duration::from_secs(settle_seconds),
+            };
+            ws::run(&cli.base, plan).await
         }
     }
 }

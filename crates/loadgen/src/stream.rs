@@ -25,7 +25,7 @@ pub async fn fake_upstream(first_byte_ms: u64, chunks: usize, seconds: u64) -> a
 }
 
 /// CPU seconds (user + system) the process has used so far.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow::anyhow!("unreadable /proc stat"))?;

@@ -30,6 +30,11 @@ pub struct Passwords {
     argon2: Arc<Argon2<'static>>,
     /// Verified against when the email is unknown, so both paths cost the same.
     dummy: Arc<String>,
+    /// One hash per core at a time: each takes 19 MiB, and a burst spread
+    /// over many blocking threads would leave the allocator holding that
+    /// much per thread long after (hundreds of MiB); queued hashes lose no
+    /// throughput, the work is CPU-bound anyway.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Passwords {
@@ -40,16 +45,29 @@ impl Passwords {
             .hash_password(b"not anybody's password: timing equaliser")
             .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?
             .to_string();
-        Ok(Self { argon2: Arc::new(argon2), dummy: Arc::new(dummy) })
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Ok(Self {
+            argon2: Arc::new(argon2),
+            dummy: Arc::new(dummy),
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+        })
+    }
+
+    async fn permit(&self) -> anyhow::Result<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).acquire_owned().await.map_err(|e| anyhow::anyhow!("hashing closed: {e}"))
     }
 
     pub async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash> {
         let argon2 = Arc::clone(&self.argon2);
         let plain = password.expose().to_owned();
-        let phc = tokio::task::spawn_blocking(move || argon2.hash_password(plain.as_bytes()).map(|h| h.to_string()))
-            .await
-            .map_err(|e| anyhow::anyhow!("hashing task failed: {e}"))?
-            .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?;
+        let permit = self.permit().await?;
+        let phc = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            argon2.hash_password(plain.as_bytes()).map(|h| h.to_string())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing task failed: {e}"))?
+        .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?;
         PasswordHash::from_phc(phc).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
@@ -66,7 +84,9 @@ impl Passwords {
     async fn verify_phc(&self, attempt: &PasswordAttempt, phc: String) -> anyhow::Result<bool> {
         let argon2 = Arc::clone(&self.argon2);
         let plain = attempt.expose().to_owned();
+        let permit = self.permit().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let parsed = PhcHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
             Ok(argon2.verify_password(plain.as_bytes(), &parsed).is_ok())
         })
