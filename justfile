@@ -26,7 +26,7 @@ migrate:
     cargo run --release -- migrate
 
 # Every benchmark (release builds, loopback only, bounded in time).
-bench: bench-startup bench-auth bench-stream
+bench: bench-startup bench-auth bench-stream bench-ws
 
 # Start-up time to ready and idle RSS of the release binary.
 bench-startup:
@@ -39,3 +39,7 @@ bench-auth:
 # Time to first token Spec Gen adds over a fake upstream, and CPU per reply.
 bench-stream:
     bash .ci/bench/stream.sh
+
+# Server RSS per idle WebSocket, connect rate, fan-out latency and loss.
+bench-ws:
+    bash .ci/bench/ws.sh

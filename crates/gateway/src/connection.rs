@@ -1,9 +1,8 @@
-//! One WebSocket connection: its frames in, its events out, its heartbeat.
-//! A single task owns the socket, so what it sends directly (replies to the
-//! client's frames, resumed chunks) and what the rooms queue for it leave in
-//! a well-defined order.
+//! One WebSocket connection: its frames in, its replies out, its heartbeat.
+//! Events of the sessions it joined are written by the rooms through its
+//! [`Link`]; this task sends its own replies through the same link, flushes
+//! what the socket did not take at once, and handles revocations.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,13 +13,13 @@ use specgen_domain::{Message, MessageId, MessageRole, MessageStatus, SessionId};
 use specgen_http::ApiError;
 use specgen_http::routes::messages::{MessageDto, SendMessageRequest};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::State;
 use crate::frames::{self, ClientFrame};
-use crate::hub::{Outbox, Outgoing, topic};
+use crate::hub::topic;
+use crate::link::{Link, close_frame, control_frame, text_frame};
 use crate::packet::{Kind, Packet};
-use crate::socket::{Incoming, Reader, Writer};
+use crate::socket::{Incoming, Reader};
 
 /// Close codes of the contract beyond the standard ones.
 const UNAUTHENTICATED: u16 = 4401;
@@ -30,19 +29,13 @@ const TOO_SLOW: u16 = 1013;
 const GOING_AWAY: u16 = 1001;
 const POLICY: u16 = 1008;
 const NORMAL: u16 = 1000;
-const SERVER_ERROR: u16 = 1011;
 
-/// Longest wait to hand one frame to the socket before the client counts as
-/// not reading.
+/// Longest wait for the socket to take what is queued before the client
+/// counts as not reading.
 const SEND_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How long a closing connection waits for the client's own close frame.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(2);
-
-/// Finished replies whose final state a `resume` sent from the store, so
-/// the same final arriving live is not sent twice. Only the latest few
-/// matter: a final arrives live within moments of the resume.
-const ENDED_REMEMBERED: usize = 16;
 
 /// How a connection ends: with a close frame, or silently (the peer is gone).
 enum End {
@@ -50,32 +43,18 @@ enum End {
     Gone,
 }
 
-/// The contiguous run of a reply's chunks this connection has been sent.
-#[derive(Debug, Clone, Copy)]
-struct Sent {
-    first: u64,
-    last: u64,
-}
-
-pub(crate) async fn run(state: Arc<State>, reader: Reader, writer: Writer, auth: Option<AuthContext>) {
+pub(crate) async fn run(state: Arc<State>, mut reader: Reader, link: Link, auth: Option<AuthContext>) {
     state.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     metrics::gauge!("ws_connections").increment(1.0);
     let mut connection = Connection {
         id: rand::random::<u128>().max(1),
-        broken: false,
-        outbox: Arc::new(Outbox::new(state.config.outbox_capacity)),
-        cut: CancellationToken::new(),
         bucket: Bucket::new(state.config.frame_burst, state.config.frames_per_second),
         state,
-        writer,
+        link: Arc::new(link),
         auth: None,
         joined: Vec::new(),
-        sent: HashMap::new(),
-        ended: VecDeque::new(),
         last_seen: Instant::now(),
     };
-    connection.cut = connection.outbox.cut_signal().clone();
-    let mut reader = reader;
     let end = connection.serve(&mut reader, auth).await;
     connection.finish(end, reader).await;
 }
@@ -84,17 +63,9 @@ struct Connection {
     state: Arc<State>,
     /// Unique across instances: marks what this connection published.
     id: u128,
-    writer: Writer,
-    /// A write was cut short: the stream is mid-frame and takes no more.
-    broken: bool,
+    link: Arc<Link>,
     auth: Option<AuthContext>,
-    outbox: Arc<Outbox>,
-    /// Fires when the outbox overflowed.
-    cut: CancellationToken,
     joined: Vec<SessionId>,
-    /// Per reply in flight, the chunks sent so far (by message id).
-    sent: HashMap<u128, Sent>,
-    ended: VecDeque<u128>,
     last_seen: Instant,
     bucket: Bucket,
 }
@@ -113,14 +84,13 @@ impl Connection {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let peer_timeout = config.peer_timeout;
         let shutdown = self.state.shutdown.clone();
-        let outbox = Arc::clone(&self.outbox);
-        let cut = self.cut.clone();
+        let link = Arc::clone(&self.link);
         loop {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Err(End::Close(GOING_AWAY, "the server is restarting")),
-                _ = cut.cancelled() => Err(too_slow()),
-                _ = outbox.ready() => Box::pin(self.drain()).await,
+                _ = link.cut_signal().cancelled() => Err(self.cut_reason()),
+                _ = link.woken() => Box::pin(self.on_wake()).await,
                 incoming = reader.recv() => match incoming {
                     None => Err(End::Gone),
                     Some(Err(_)) => Err(End::Close(POLICY, "frame too large or malformed")),
@@ -137,7 +107,8 @@ impl Connection {
                         // Nobody is there to read a close frame.
                         Err(End::Gone)
                     } else {
-                        self.writer.ping().await.map_err(|_| End::Gone)
+                        self.link.send(control_frame(actix_http::ws::OpCode::Ping, b""));
+                        Ok(())
                     }
                 }
                 _ = &mut auth_deadline, if self.auth.is_none() => {
@@ -149,6 +120,11 @@ impl Connection {
                 return end;
             }
         }
+    }
+
+    /// Why the link was cut: its socket failed, or the client fell behind.
+    fn cut_reason(&self) -> End {
+        if self.link.is_broken() { End::Gone } else { too_slow() }
     }
 
     /// Leaves every room, tells the others, and closes.
@@ -167,13 +143,14 @@ impl Connection {
         self.state.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         metrics::gauge!("ws_connections").decrement(1.0);
         if let End::Close(code, why) = end
-            && !self.broken
+            && !self.link.is_broken()
         {
             // The close frame queues behind what the client has not read
             // yet; a client that reads none of it within the patience is
             // simply dropped (the rooms were left above, so it holds only
             // its socket's buffers meanwhile).
-            if let Ok(Ok(())) = tokio::time::timeout(SEND_PATIENCE, self.writer.close(code, why)).await {
+            self.link.send(close_frame(code, why));
+            if let Ok(Ok(())) = tokio::time::timeout(SEND_PATIENCE, self.link.flush()).await {
                 // Until the client answers the close (or goes), read and drop
                 // what it still sends: closing with unread input would reset
                 // the connection and could destroy the close frame unread.
@@ -189,60 +166,35 @@ impl Connection {
         }
     }
 
-    /// Hands `frame` to the socket; a client that stops reading is cut.
-    async fn send(&mut self, frame: Bytes) -> Result<(), End> {
-        if std::str::from_utf8(&frame).is_err() {
-            return Err(End::Close(SERVER_ERROR, "internal error"));
-        }
-        let cut = self.cut.clone();
-        let write = self.writer.text(&frame);
-        tokio::pin!(write);
-        tokio::select! {
-            sent = &mut write => return sent.map_err(|_| End::Gone),
-            _ = cut.cancelled() => {}
-            _ = tokio::time::sleep(SEND_PATIENCE) => {}
-        }
-        // Cut or out of patience: the frame under way is finished if the
-        // client reads it in time, so the close frame can follow it.
-        if !matches!(tokio::time::timeout(SEND_PATIENCE, write).await, Ok(Ok(()))) {
-            self.broken = true;
-        }
-        Err(too_slow())
+    /// Sends `payload` (a JSON frame) after everything queued before it.
+    async fn send(&mut self, payload: Bytes) -> Result<(), End> {
+        self.link.send(text_frame(&payload));
+        self.flush().await
     }
 
-    /// Sends what the rooms queued, skipping chunks already sent.
-    async fn drain(&mut self) -> Result<(), End> {
-        for item in self.outbox.take() {
-            match item {
-                Outgoing::Frame(frame) => self.send(frame).await?,
-                Outgoing::Chunk { message, seq, frame } => {
-                    match self.sent.get_mut(&message) {
-                        Some(sent) if seq <= sent.last => continue,
-                        Some(sent) => sent.last = seq,
-                        None if self.ended.contains(&message) => continue,
-                        None => {
-                            self.sent.insert(message, Sent { first: seq, last: seq });
-                        }
-                    }
-                    self.send(frame).await?;
-                }
-                Outgoing::Final { message, frame } => {
-                    self.sent.remove(&message);
-                    if self.ended.contains(&message) {
-                        continue;
-                    }
-                    self.send(frame).await?;
-                }
-                Outgoing::Revoked(session) => {
-                    if let Some(at) = self.joined.iter().position(|s| *s == session) {
-                        self.joined.swap_remove(at);
-                        self.state.hub.leave(session, self.id);
-                        self.send(frames::frame("left_session", json!({ "sessionId": session }), None)).await?;
-                    }
-                }
+    /// Waits until the socket has taken everything queued; a client that
+    /// stops reading is cut.
+    async fn flush(&self) -> Result<(), End> {
+        if !self.link.has_pending() {
+            return Ok(());
+        }
+        tokio::select! {
+            flushed = self.link.flush() => flushed.map_err(|_| End::Gone),
+            _ = self.link.cut_signal().cancelled() => Err(self.cut_reason()),
+            _ = tokio::time::sleep(SEND_PATIENCE) => Err(too_slow()),
+        }
+    }
+
+    /// Something for this task: frames waiting for the socket, revocations.
+    async fn on_wake(&mut self) -> Result<(), End> {
+        for session in self.link.take_revoked() {
+            if let Some(at) = self.joined.iter().position(|s| *s == session) {
+                self.joined.swap_remove(at);
+                self.state.hub.leave(session, self.id);
+                self.link.send(text_frame(&frames::frame("left_session", json!({ "sessionId": session }), None)));
             }
         }
-        Ok(())
+        self.flush().await
     }
 
     async fn on_message(&mut self, message: Incoming) -> Result<(), End> {
@@ -265,7 +217,10 @@ impl Connection {
             Incoming::Binary => {
                 self.send(frames::error("BAD_REQUEST", "Frames must be JSON text, not binary.", None, None)).await
             }
-            Incoming::Ping(bytes) => self.writer.pong(&bytes).await.map_err(|_| End::Gone),
+            Incoming::Ping(bytes) => {
+                self.link.send(control_frame(actix_http::ws::OpCode::Pong, &bytes));
+                self.flush().await
+            }
             Incoming::Pong => Ok(()),
             Incoming::Close => Err(End::Close(NORMAL, "bye")),
         }
@@ -337,7 +292,7 @@ impl Connection {
         let first_of_user = self
             .state
             .hub
-            .join(session, self.id, auth.user_id, Arc::clone(&self.outbox))
+            .join(session, self.id, auth.user_id, Arc::clone(&self.link))
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         self.joined.push(session);
@@ -423,43 +378,56 @@ impl Connection {
             Some(v) => v.as_u64().ok_or_else(|| ApiError::validation("afterSeq", "must be a whole number >= 0"))?,
         };
         // Subscribed before reading: whatever is appended after the read
-        // arrives live, and duplicates are dropped by `seq`.
+        // arrives live, held back until the resumed chunks are out, and
+        // anything already sent is not sent again.
         self.join(auth, session).await?;
-        let message = self.state.app.message(auth, session, message_id).await?;
-        if message.role != MessageRole::Assistant {
-            return Err(ApiError::not_found("reply").into());
-        }
         let key = message_id.as_uuid().as_u128();
-        if message.status != MessageStatus::Streaming {
-            self.sent.remove(&key);
-            if self.ended.len() == ENDED_REMEMBERED {
-                self.ended.pop_front();
+        self.link.hold(key);
+        let read = async {
+            let message = self.state.app.message(auth, session, message_id).await?;
+            if message.role != MessageRole::Assistant {
+                return Err(Failure::from(ApiError::not_found("reply")));
             }
-            self.ended.push_back(key);
-            return Ok(Some(final_frame(&message)));
-        }
-        let chunks = self
-            .state
-            .log
-            .read_after(&message_id.to_string(), after)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        let already = self.sent.get(&key).copied();
-        let mut last = after;
-        for (seq, content) in chunks {
-            last = last.max(seq);
-            if already.is_some_and(|s| (s.first..=s.last).contains(&seq)) {
-                continue;
+            if message.status != MessageStatus::Streaming {
+                return Ok(Err(message));
             }
-            let chunk = json!({
-                "messageId": message_id, "sessionId": session, "seq": seq, "content": content,
-                "isComplete": false, "timestamp": specgen_http::dto::rfc3339(self.state.app.clock().now()),
-            });
-            self.send(frames::frame("message_chunk", chunk, id)).await?;
+            let chunks = self
+                .state
+                .log
+                .read_after(&message_id.to_string(), after)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            Ok(Ok(chunks))
+        };
+        let read = read.await;
+        match read {
+            Err(failure) => {
+                // Nothing resumed: what was held goes out as it would have.
+                self.link.resumed(key, after, Vec::new());
+                Err(failure)
+            }
+            Ok(Err(ended)) => {
+                self.link.resumed_ended(key, text_frame(&final_frame(&ended)));
+                self.flush().await?;
+                Ok(None)
+            }
+            Ok(Ok(chunks)) => {
+                let now = specgen_http::dto::rfc3339(self.state.app.clock().now());
+                let frames = chunks
+                    .into_iter()
+                    .map(|(seq, content)| {
+                        let chunk = json!({
+                            "messageId": message_id, "sessionId": session, "seq": seq, "content": content,
+                            "isComplete": false, "timestamp": now,
+                        });
+                        (seq, text_frame(&frames::frame("message_chunk", chunk, id)))
+                    })
+                    .collect();
+                self.link.resumed(key, after, frames);
+                self.flush().await?;
+                Ok(None)
+            }
         }
-        let last = already.map_or(last, |s| s.last.max(last));
-        self.sent.insert(key, Sent { first: after.saturating_add(1).min(last), last });
-        Ok(None)
     }
 
     async fn publish_presence(&self, session: SessionId, auth: AuthContext, event: &str) {

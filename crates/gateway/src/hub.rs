@@ -1,99 +1,97 @@
 //! The sessions joined on this instance. Each joined session is a room with
-//! one bus subscription, however many local members it has; its reader task
-//! hands every packet to each member's outbox without copying the frame.
+//! one bus subscription, however many local members it has. Its events are
+//! framed once and written to every member's socket without copying; the
+//! members are split into shards (by connection) written in parallel, one
+//! per core, each shard in order, so a large room's fan-out is not one
+//! thread's serial work.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
-use bytes::Bytes;
 use futures::StreamExt as _;
 use specgen_domain::{SessionId, UserId};
 use specgen_ports::{BusError, Delivery, EventBus, Subscription};
-use tokio::sync::{Notify, OnceCell};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::OnceCell;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
+use crate::link::{Link, Live, text_frame};
 use crate::packet::{Kind, Packet};
-
-/// What a connection has to send, in order.
-#[derive(Debug, Clone)]
-pub(crate) enum Outgoing {
-    Frame(Bytes),
-    Chunk {
-        message: u128,
-        seq: u64,
-        frame: Bytes,
-    },
-    Final {
-        message: u128,
-        frame: Bytes,
-    },
-    /// The member's access to the session was revoked.
-    Revoked(SessionId),
-}
-
-/// A connection's bounded outbound queue. Pushing never waits: a member that
-/// falls `capacity` items behind is cut (its connection closes with 1013)
-/// rather than growing memory or slowing the others. Empty, it owns no heap.
-pub(crate) struct Outbox {
-    queue: Mutex<VecDeque<Outgoing>>,
-    ready: Notify,
-    cut: CancellationToken,
-    capacity: usize,
-}
-
-impl Outbox {
-    pub fn new(capacity: usize) -> Self {
-        Self { queue: Mutex::new(VecDeque::new()), ready: Notify::new(), cut: CancellationToken::new(), capacity }
-    }
-
-    fn queue(&self) -> MutexGuard<'_, VecDeque<Outgoing>> {
-        // Pushing and taking cannot panic halfway: a poisoned queue is whole.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queues `item`; false (and the member is cut) when the queue is full.
-    pub fn push(&self, item: Outgoing) -> bool {
-        {
-            let mut queue = self.queue();
-            if queue.len() >= self.capacity {
-                drop(queue);
-                self.cut.cancel();
-                return false;
-            }
-            queue.push_back(item);
-        }
-        self.ready.notify_one();
-        true
-    }
-
-    /// Everything queued, oldest first.
-    pub fn take(&self) -> VecDeque<Outgoing> {
-        std::mem::take(&mut *self.queue())
-    }
-
-    pub async fn ready(&self) {
-        self.ready.notified().await;
-    }
-
-    /// Resolves once the member has been cut for falling behind.
-    pub fn cut_signal(&self) -> &CancellationToken {
-        &self.cut
-    }
-
-    pub fn cut(&self) {
-        self.cut.cancel();
-    }
-}
 
 #[derive(Clone)]
 struct Member {
     connection: u128,
     user: UserId,
-    outbox: Arc<Outbox>,
+    link: Arc<Link>,
+}
+
+/// An event ready for the members: framed once.
+enum Prepared {
+    /// To every member, but the connection `skip` (zero: none).
+    Live { live: Live, skip: u128 },
+    /// `user` (zero: everyone) lost access to the session.
+    Revoke { session: SessionId, user: u128 },
+    /// The bus skipped events: members must resynchronise.
+    Lagged,
+}
+
+impl Prepared {
+    fn from_packet(packet: Packet) -> Self {
+        match packet.kind {
+            Kind::Revoke => Self::Revoke {
+                // The session a revoke is about travels in `message`.
+                session: SessionId::from_uuid(uuid::Uuid::from_u128(packet.message)),
+                user: packet.user,
+            },
+            kind => {
+                let frame = text_frame(&packet.frame);
+                let live = match kind {
+                    Kind::Chunk => Live::Chunk { message: packet.message, seq: packet.seq, frame },
+                    Kind::Final => Live::Final { message: packet.message, frame },
+                    _ => Live::Frame(frame),
+                };
+                let skip = if kind == Kind::Others { packet.origin } else { 0 };
+                Self::Live { live, skip }
+            }
+        }
+    }
+}
+
+struct Shard {
+    members: Mutex<Vec<Member>>,
+    /// For shards other than the first, the task that writes to them (the
+    /// room's reader writes the first itself), started with its first member.
+    writer: OnceLock<(UnboundedSender<Arc<Prepared>>, AbortOnDrop)>,
+}
+
+impl Shard {
+    fn members(&self) -> MutexGuard<'_, Vec<Member>> {
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn deliver(&self, event: &Prepared) {
+        let members = self.members();
+        match event {
+            Prepared::Live { live, skip } => {
+                for member in members.iter().filter(|m| m.connection != *skip) {
+                    member.link.deliver(live.clone());
+                }
+            }
+            Prepared::Revoke { session, user } => {
+                for member in members.iter().filter(|m| *user == 0 || m.user.as_uuid().as_u128() == *user) {
+                    member.link.revoke(*session);
+                }
+            }
+            Prepared::Lagged => {
+                for member in members.iter() {
+                    member.link.cut_signal().cancel();
+                }
+            }
+        }
+    }
 }
 
 struct Room {
-    members: Mutex<Vec<Member>>,
+    shards: Vec<Shard>,
     /// The reader of the room's subscription, stopped with the room.
     reader: OnceCell<AbortOnDrop>,
 }
@@ -107,49 +105,34 @@ impl Drop for AbortOnDrop {
 }
 
 impl Room {
-    fn members(&self) -> MutexGuard<'_, Vec<Member>> {
-        self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    fn new(shards: usize) -> Self {
+        let shards = (0..shards.max(1)).map(|_| Shard { members: Mutex::default(), writer: OnceLock::new() }).collect();
+        Self { shards, reader: OnceCell::new() }
     }
 
-    fn deliver(&self, packet: Packet) {
-        let members = self.members();
-        match packet.kind {
-            Kind::Revoke => {
-                let everyone = packet.user == 0;
-                for member in members.iter().filter(|m| everyone || m.user.as_uuid().as_u128() == packet.user) {
-                    // Room for it or not, the member must hear it: a full
-                    // queue cuts the connection, which leaves the room too.
-                    member.outbox.push(Outgoing::Revoked(session_of(&packet)));
-                }
-            }
-            kind => {
-                let item = match kind {
-                    Kind::Chunk => Outgoing::Chunk { message: packet.message, seq: packet.seq, frame: packet.frame },
-                    Kind::Final => Outgoing::Final { message: packet.message, frame: packet.frame },
-                    _ => Outgoing::Frame(packet.frame),
-                };
-                for member in members.iter() {
-                    if kind == Kind::Others && member.connection == packet.origin {
-                        continue;
-                    }
-                    member.outbox.push(item.clone());
-                }
+    fn shard_of(&self, connection: u128) -> usize {
+        (connection % self.shards.len() as u128) as usize
+    }
+
+    fn has_user(&self, user: UserId) -> bool {
+        self.shards.iter().any(|s| s.members().iter().any(|m| m.user == user))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.members().is_empty())
+    }
+
+    /// Hands `event` to the other shards' writers, then writes the first
+    /// shard itself: each shard sees the events in order.
+    fn deliver(&self, event: Prepared) {
+        let event = Arc::new(event);
+        for shard in &self.shards[1..] {
+            if let Some((writer, _)) = shard.writer.get() {
+                let _ = writer.send(Arc::clone(&event));
             }
         }
+        self.shards[0].deliver(&event);
     }
-
-    /// The bus skipped payloads: members cannot know what they missed, so
-    /// they are cut; clients reconnect and `resume`.
-    fn lagged(&self) {
-        for member in self.members().iter() {
-            member.outbox.cut();
-        }
-    }
-}
-
-/// The session a revoke packet is about travels in its `message` field.
-fn session_of(packet: &Packet) -> SessionId {
-    SessionId::from_uuid(uuid::Uuid::from_u128(packet.message))
 }
 
 /// The bus topic of a session's events.
@@ -161,11 +144,13 @@ pub(crate) struct Hub {
     bus: Arc<dyn EventBus>,
     rooms: Mutex<HashMap<SessionId, Arc<Room>>>,
     runtime: tokio::runtime::Handle,
+    shards: usize,
 }
 
 impl Hub {
     pub fn new(bus: Arc<dyn EventBus>, runtime: tokio::runtime::Handle) -> Self {
-        Self { bus, rooms: Mutex::default(), runtime }
+        let shards = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(8);
+        Self { bus, rooms: Mutex::default(), runtime, shards }
     }
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<SessionId, Arc<Room>>> {
@@ -173,25 +158,36 @@ impl Hub {
     }
 
     /// Adds a member; once this returns, every packet published on the
-    /// session reaches its outbox. True when it is the user's first
+    /// session reaches its link. True when it is the user's first
     /// connection in the session here (presence is per user, not per tab).
     pub async fn join(
         &self,
         session: SessionId,
         connection: u128,
         user: UserId,
-        outbox: Arc<Outbox>,
+        link: Arc<Link>,
     ) -> Result<bool, BusError> {
         let (room, first_of_user) = {
             let mut rooms = self.rooms();
-            let room = rooms
-                .entry(session)
-                .or_insert_with(|| Arc::new(Room { members: Mutex::default(), reader: OnceCell::new() }));
-            let mut members = room.members();
-            let first_of_user = !members.iter().any(|m| m.user == user);
-            members.push(Member { connection, user, outbox });
-            drop(members);
-            (Arc::clone(room), first_of_user)
+            let room = Arc::clone(rooms.entry(session).or_insert_with(|| Arc::new(Room::new(self.shards))));
+            let first_of_user = !room.has_user(user);
+            let index = room.shard_of(connection);
+            let shard = &room.shards[index];
+            if index > 0 {
+                shard.writer.get_or_init(|| {
+                    let (tx, mut rx) = unbounded_channel::<Arc<Prepared>>();
+                    let weak = Arc::downgrade(&room);
+                    let task = self.runtime.spawn(async move {
+                        while let Some(event) = rx.recv().await {
+                            let Some(room) = weak.upgrade() else { return };
+                            room.shards[index].deliver(&event);
+                        }
+                    });
+                    (tx, AbortOnDrop(task))
+                });
+            }
+            shard.members().push(Member { connection, user, link });
+            (room, first_of_user)
         };
         let subscribed = room
             .reader
@@ -213,13 +209,13 @@ impl Hub {
     pub fn leave(&self, session: SessionId, connection: u128) -> bool {
         let mut rooms = self.rooms();
         let Some(room) = rooms.get(&session) else { return false };
-        let (empty, last_of_user) = {
-            let mut members = room.members();
+        let user = {
+            let mut members = room.shards[room.shard_of(connection)].members();
             let Some(at) = members.iter().position(|m| m.connection == connection) else { return false };
-            let user = members.swap_remove(at).user;
-            (members.is_empty(), !members.iter().any(|m| m.user == user))
+            members.swap_remove(at).user
         };
-        if empty {
+        let last_of_user = !room.has_user(user);
+        if room.is_empty() {
             rooms.remove(&session);
         }
         last_of_user
@@ -236,31 +232,14 @@ async fn read(mut subscription: Subscription, room: Weak<Room>) {
         let Some(room) = room.upgrade() else { return };
         match delivery {
             Delivery::Payload(bytes) => match Packet::decode(bytes) {
-                Some(packet) => room.deliver(packet),
+                Some(packet) => room.deliver(Prepared::from_packet(packet)),
                 None => tracing::warn!("ignored a bus payload this version cannot read"),
             },
             Delivery::Lagged(skipped) => {
                 tracing::warn!(skipped, "the session feed skipped events; its members reconnect and resume");
                 metrics::counter!("ws_feed_lagged_total").increment(1);
-                room.lagged();
+                room.deliver(Prepared::Lagged);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_outbox_cuts_its_member() {
-        let outbox = Outbox::new(2);
-        assert!(outbox.push(Outgoing::Frame(Bytes::from_static(b"1"))));
-        assert!(outbox.push(Outgoing::Frame(Bytes::from_static(b"2"))));
-        assert!(!outbox.cut_signal().is_cancelled());
-        assert!(!outbox.push(Outgoing::Frame(Bytes::from_static(b"3"))));
-        assert!(outbox.cut_signal().is_cancelled());
-        assert_eq!(outbox.take().len(), 2, "what was queued stays; the overflow is refused");
-        assert!(outbox.take().is_empty());
     }
 }

@@ -10,6 +10,7 @@ mod connection;
 mod feed;
 mod frames;
 mod hub;
+mod link;
 mod packet;
 mod socket;
 
@@ -223,11 +224,12 @@ impl Gateway {
         let parts = framed.into_parts();
         drop(parts.write_buf);
         drop(parts.codec);
-        let (reader, writer) = socket::split(parts.io, parts.read_buf, state.config.max_frame_bytes);
+        let (reader, write) = socket::split(parts.io, parts.read_buf, state.config.max_frame_bytes);
+        let link = link::Link::new(write, state.config.outbox_capacity);
         // A task of its own, so the HTTP dispatcher (sized for any request
         // the routes can serve) is freed rather than kept for the
         // connection's life; tracked, so shutdown can wait for the close frames.
-        let connection = connection::run(Arc::clone(state), reader, writer, auth);
+        let connection = connection::run(Arc::clone(state), reader, link, auth);
         actix_web::rt::spawn(state.tasks.track_future(connection));
     }
 }

@@ -1,15 +1,13 @@
 //! A WebSocket on the raw TCP stream, taken over from actix-http's HTTP/1
 //! dispatcher once the handshake is answered. Frames are parsed and written
 //! with actix-http's own WebSocket codec, but no buffer is held while the
-//! connection is idle: it waits for readiness, reads into a buffer that is
-//! freed as soon as it is empty, and writes each frame straight to the
-//! socket. (Through actix-ws, every connection kept the dispatcher's two
+//! connection is idle: it waits for readiness and reads into a buffer that
+//! is freed as soon as it is empty (writing: see `link`). (Through actix-ws, every connection kept the dispatcher's two
 //! 8 KiB buffers and a 32-frame channel: 15.6 KiB idle, measured.)
 
-use actix_http::ws::{self, CloseCode, CloseReason, Frame, Item, OpCode, Parser, ProtocolError};
+use actix_http::ws::{self, Frame, Item, ProtocolError};
 use actix_web::rt::net::TcpStream;
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt as _;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::Decoder as _;
 
@@ -26,7 +24,7 @@ pub(crate) enum Incoming {
     Close,
 }
 
-pub(crate) fn split(io: TcpStream, already_read: BytesMut, max_message: usize) -> (Reader, Writer) {
+pub(crate) fn split(io: TcpStream, already_read: BytesMut, max_message: usize) -> (Reader, OwnedWriteHalf) {
     let (read, write) = io.into_split();
     let reader = Reader {
         half: read,
@@ -35,7 +33,7 @@ pub(crate) fn split(io: TcpStream, already_read: BytesMut, max_message: usize) -
         fragments: None,
         max_message,
     };
-    (reader, Writer { half: write })
+    (reader, write)
 }
 
 pub(crate) struct Reader {
@@ -125,39 +123,5 @@ impl Reader {
         }
         so_far.extend_from_slice(&bytes);
         Ok(())
-    }
-}
-
-pub(crate) struct Writer {
-    half: OwnedWriteHalf,
-}
-
-impl Writer {
-    pub async fn text(&mut self, payload: &[u8]) -> std::io::Result<()> {
-        self.frame(payload, OpCode::Text).await
-    }
-
-    pub async fn ping(&mut self) -> std::io::Result<()> {
-        self.frame(b"", OpCode::Ping).await
-    }
-
-    pub async fn pong(&mut self, payload: &[u8]) -> std::io::Result<()> {
-        self.frame(payload, OpCode::Pong).await
-    }
-
-    /// Sends a close frame, then ends our side of the stream.
-    pub async fn close(&mut self, code: u16, why: &str) -> std::io::Result<()> {
-        let mut buf = BytesMut::new();
-        let reason = CloseReason { code: CloseCode::from(code), description: Some(why.to_owned()) };
-        Parser::write_close(&mut buf, Some(reason), false);
-        self.half.write_all(&buf).await?;
-        self.half.shutdown().await
-    }
-
-    async fn frame(&mut self, payload: &[u8], op: OpCode) -> std::io::Result<()> {
-        // One write per frame; the buffer lives only as long as the write.
-        let mut buf = BytesMut::new();
-        Parser::write_message(&mut buf, payload, op, true, false);
-        self.half.write_all(&buf).await
     }
 }

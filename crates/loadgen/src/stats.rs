@@ -29,8 +29,9 @@ impl Latencies {
     pub fn summary(&self) -> String {
         let ms = |us: u64| us as f64 / 1000.0;
         format!(
-            "n={} p50={:.3}ms p99={:.3}ms max={:.3}ms",
+            "n={} min={:.3}ms p50={:.3}ms p99={:.3}ms max={:.3}ms",
             self.0.len(),
+            ms(self.0.min()),
             ms(self.0.value_at_quantile(0.50)),
             ms(self.0.value_at_quantile(0.99)),
             ms(self.0.max())

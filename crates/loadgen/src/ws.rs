@@ -9,12 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::stats::Latencies;
 
@@ -34,8 +31,6 @@ pub struct Plan {
     /// Idle time before measuring memory.
     pub settle: Duration,
 }
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn run(base: &str, plan: Plan) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
@@ -103,9 +98,7 @@ pub async fn run(base: &str, plan: Plan) -> anyhow::Result<()> {
     // Phase 2: fan-out in the first session.
     // Connection i joined session i % sessions.
     let member_count = connections.div_ceil(plan.sessions);
-    let (mut sender, own_echoes) = open(address, plan.sources[0], &tokens[0], &sessions[0]).await?.split();
-    // The sender hears its own messages too; keep its socket drained.
-    tokio::spawn(own_echoes.for_each(|_| async {}));
+    let mut sender = open(address, plan.sources[0], &tokens[0], &sessions[0]).await?;
     let messages = (plan.fanout_seconds * 1000 / plan.interval.as_millis().max(1) as u64) as usize;
     let mut ticker = tokio::time::interval(plan.interval);
     received.store(0, Ordering::Relaxed);
@@ -117,7 +110,10 @@ pub async fn run(base: &str, plan: Plan) -> anyhow::Result<()> {
             "clientMessageId": format!("fanout-{seq}"),
         }});
         stamps.stamp(seq);
-        sender.send(Message::text(frame.to_string())).await?;
+        sender.send_text(&frame.to_string()).await?;
+        // The sender hears its own messages too; keep its socket drained.
+        while let Some(_frame) = sender.take_frame() {}
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::ZERO, sender.fill()).await {}
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let got = received.load(Ordering::Relaxed);
@@ -186,35 +182,122 @@ async fn setup(
 }
 
 /// Connects from `source`, authenticates on the upgrade, joins `session`.
-async fn open(server: SocketAddr, source: IpAddr, token: &str, session: &str) -> anyhow::Result<Socket> {
+/// A deliberately thin client (the handshake by hand, frames parsed in
+/// place): the benchmark shares the machine with the server, and a heavy
+/// client would measure itself.
+async fn open(server: SocketAddr, source: IpAddr, token: &str, session: &str) -> anyhow::Result<Raw> {
     let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.bind(SocketAddr::new(source, 0))?;
-    let tcp = socket.connect(server).await?;
+    let mut tcp = socket.connect(server).await?;
     tcp.set_nodelay(true)?;
-    let mut request = format!("ws://{server}/ws").into_client_request()?;
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-    let (mut ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await?;
-    ws.send(Message::text(json!({"event": "join_session", "data": {"sessionId": session}}).to_string())).await?;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) if text.contains("\"joined_session\"") => return Ok(ws),
-            Some(Ok(Message::Text(text))) if text.contains("\"error\"") => anyhow::bail!("join refused: {text}"),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(e.into()),
-            None => anyhow::bail!("closed while joining"),
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await?;
+    let mut raw = Raw { tcp, buf: Vec::with_capacity(4096) };
+    let head_end = loop {
+        if let Some(at) = raw.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
         }
+        anyhow::ensure!(raw.fill().await? > 0, "closed during the handshake");
+    };
+    anyhow::ensure!(raw.buf.starts_with(b"HTTP/1.1 101"), "upgrade refused: {}", String::from_utf8_lossy(&raw.buf));
+    raw.buf.drain(..head_end);
+    raw.send_text(&json!({"event": "join_session", "data": {"sessionId": session}}).to_string()).await?;
+    loop {
+        let text = raw.next_text().await?.ok_or_else(|| anyhow::anyhow!("closed while joining"))?;
+        if text.contains("\"joined_session\"") {
+            return Ok(raw);
+        }
+        anyhow::ensure!(!text.contains("\"error\""), "join refused: {text}");
+    }
+}
+
+/// A WebSocket client on a bare TCP stream.
+struct Raw {
+    tcp: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        use tokio::io::AsyncReadExt as _;
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(4096);
+        }
+        self.tcp.read_buf(&mut self.buf).await
+    }
+
+    /// Sends a text frame, masked as clients must (with a zero key, which
+    /// leaves the payload as it is).
+    async fn send_text(&mut self, text: &str) -> std::io::Result<()> {
+        self.send_frame(0x1, text.as_bytes()).await
+    }
+
+    async fn send_frame(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        let mut frame = vec![0x80 | opcode];
+        let len = payload.len();
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(payload);
+        self.tcp.write_all(&frame).await
+    }
+
+    /// The next text frame's payload; other frames are skipped. `None` when closed.
+    async fn next_text(&mut self) -> anyhow::Result<Option<String>> {
+        loop {
+            if let Some((opcode, payload)) = self.take_frame() {
+                match opcode {
+                    0x1 => return Ok(Some(String::from_utf8(payload)?)),
+                    0x8 => return Ok(None),
+                    // Heartbeats: a client that does not answer is closed.
+                    0x9 => self.send_frame(0xA, &payload).await?,
+                    _ => continue,
+                }
+            }
+            if self.fill().await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// A whole frame from the buffer, if there is one.
+    fn take_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let b = &self.buf;
+        if b.len() < 2 {
+            return None;
+        }
+        let (len, start) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().ok()?) as usize, 10),
+            126 | 127 => return None,
+            n => (n as usize, 2),
+        };
+        if b.len() < start + len {
+            return None;
+        }
+        let opcode = b[0] & 0x0f;
+        let payload = b[start..start + len].to_vec();
+        self.buf.drain(..start + len);
+        Some((opcode, payload))
     }
 }
 
 /// Reads until the connection ends; times every fan-out message.
 async fn listen(
-    mut socket: Socket,
+    mut socket: Raw,
     stamps: Arc<Stamps>,
     received: Arc<AtomicU64>,
     latencies: Arc<std::sync::Mutex<Latencies>>,
 ) {
-    while let Some(Ok(message)) = socket.next().await {
-        let Message::Text(text) = message else { continue };
+    while let Ok(Some(text)) = socket.next_text().await {
         // Find the sequence number without parsing the whole frame.
         let Some(seq) = text.split("\"fanout-").nth(1).and_then(|rest| rest.split('"').next()) else { continue };
         let Ok(seq) = seq.parse::<usize>() else { continue };
