@@ -2,7 +2,6 @@
 //! configuration, picks the concrete adapters and hands them to the
 //! application and HTTP layers. Nothing else in the workspace names an adapter.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -52,7 +51,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_tracing(&config.rust_log);
+    let telemetry = match specgen::telemetry::init(&config.rust_log, config.otel_exporter_otlp_endpoint.as_deref()) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("specgen: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -74,6 +79,8 @@ fn main() -> std::process::ExitCode {
             }
         }
     });
+    drop(runtime);
+    telemetry.shutdown();
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -88,16 +95,4 @@ fn main() -> std::process::ExitCode {
 fn print_out(text: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stdout().lock(), "{text}");
-}
-
-/// Human-readable logs on a terminal, JSON lines otherwise.
-fn init_tracing(filter: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::io::stdout().is_terminal() {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).with_current_span(false).init();
-    }
 }

@@ -56,6 +56,14 @@ impl OpenedStore {
         }
     }
 
+    /// The OpenTelemetry `db.system` name.
+    fn db_system(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgresql",
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",
@@ -101,10 +109,11 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let feed =
         Arc::new(GatewayFeed::new(Arc::clone(&shared.bus), Arc::clone(&shared.reply_log), gateway_config.reply_grace));
     let ports = Ports {
-        store: opened.store(),
+        // Every store and cache call gets a span, whichever adapter it is.
+        store: specgen_app::traced::store(opened.store(), opened.db_system()),
         clock: Arc::clone(&clock),
         rate_limiter: shared.rate_limiter,
-        cache: shared.cache,
+        cache: specgen_app::traced::cache(shared.cache, shared.cache_system),
         providers: providers(config, &plan)?,
         bus: Arc::clone(&shared.bus),
         feed,
@@ -211,6 +220,8 @@ async fn stop_signal() {
 struct Shared {
     rate_limiter: Arc<dyn RateLimiter>,
     cache: Arc<dyn Cache>,
+    /// What the cache is, for its spans.
+    cache_system: &'static str,
     bus: Arc<dyn EventBus>,
     reply_log: Arc<dyn ReplyLog>,
 }
@@ -223,6 +234,7 @@ fn shared(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
         return Ok(Shared {
             rate_limiter: local,
             cache: Arc::new(specgen_inprocess::InProcessCache::new(10_000)),
+            cache_system: "in-process",
             bus: Arc::new(specgen_inprocess::InProcessBus::new(BUS_CAPACITY)),
             reply_log: Arc::new(specgen_inprocess::InProcessReplyLog::new()),
         });
@@ -234,6 +246,7 @@ fn shared(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
     Ok(Shared {
         rate_limiter: Arc::new(specgen_app::rate_limit::FailoverRateLimiter::new(limiter, local)),
         cache: Arc::new(specgen_redis::RedisCache::new(pool.clone(), namespace.clone())),
+        cache_system: "redis",
         bus: Arc::new(specgen_redis::RedisBus::new(url.expose(), namespace.clone())?),
         reply_log: Arc::new(specgen_redis::RedisReplyLog::new(pool, namespace)),
     })

@@ -175,7 +175,12 @@ impl AiProvider for ClaudeProvider {
     }
 
     async fn stream(&self, request: CompletionRequest) -> Result<ReplyStream, ProviderError> {
-        let send = self.http.post(&self.endpoint).json(&body(&request)).send();
+        let send = request
+            .trace_headers
+            .iter()
+            .fold(self.http.post(&self.endpoint), |post, (name, value)| post.header(name, value))
+            .json(&body(&request))
+            .send();
         let response = match tokio::time::timeout(self.request_timeout, send).await {
             Err(_) => return Err(ProviderError::Timeout),
             Ok(Err(error)) => return Err(send_error(&error)),
@@ -309,6 +314,7 @@ mod tests {
                 ChatTurn { role: TurnRole::User, content: "again".into() },
             ],
             max_output_tokens: 9,
+            trace_headers: Vec::new(),
         };
         let json = serde_json::to_value(body(&request)).unwrap();
         assert_eq!(

@@ -18,6 +18,7 @@ fn request(last_user: &str) -> CompletionRequest {
             ChatTurn { role: TurnRole::User, content: last_user.into() },
         ],
         max_output_tokens: 1024,
+        trace_headers: Vec::new(),
     }
 }
 

@@ -86,7 +86,10 @@ impl fmt::Debug for OpenAiConfig {
 }
 
 pub struct OpenAiProvider {
-    client: Client<OpenAIConfig>,
+    http: reqwest::Client,
+    /// Holds the API key: never shown by `Debug`.
+    openai: OpenAIConfig,
+    transport: Transport,
     base_url: String,
     model: String,
 }
@@ -133,10 +136,13 @@ impl OpenAiProvider {
             .with_api_key(api_key.unwrap_or_default())
             .with_org_id("")
             .with_project_id("");
-        let transport =
-            Transport { http: http.clone(), head_timeout: config.request_timeout, send_auth: api_key.is_some() };
-        let client = Client::build(http, openai).with_http_service(transport);
-        Ok(Self { client, base_url, model: config.model.trim().to_owned() })
+        let transport = Transport {
+            http: http.clone(),
+            head_timeout: config.request_timeout,
+            send_auth: api_key.is_some(),
+            extra_headers: Vec::new(),
+        };
+        Ok(Self { http, openai, transport, base_url, model: config.model.trim().to_owned() })
     }
 }
 
@@ -185,12 +191,12 @@ impl AiProvider for OpenAiProvider {
     }
 
     async fn stream(&self, request: CompletionRequest) -> Result<ReplyStream, ProviderError> {
-        let chunks = self
-            .client
-            .chat()
-            .create_stream_byot::<_, Chunk>(chat_request(&request))
-            .await
-            .map_err(chunks::map_error)?;
+        // A client per call (cheap: the HTTP client and its pool are shared)
+        // so the call's own headers reach the transport.
+        let transport = Transport { extra_headers: request.trace_headers.clone(), ..self.transport.clone() };
+        let client = Client::build(self.http.clone(), self.openai.clone()).with_http_service(transport);
+        let chunks =
+            client.chat().create_stream_byot::<_, Chunk>(chat_request(&request)).await.map_err(chunks::map_error)?;
         Ok(chunks::reply_stream(chunks))
     }
 }
@@ -235,6 +241,7 @@ mod tests {
                 ChatTurn { role: TurnRole::Assistant, content: "hello".into() },
             ],
             max_output_tokens: 64,
+            trace_headers: Vec::new(),
         };
         let json = serde_json::to_value(chat_request(&request)).unwrap();
         // No nulls or unset options: strict compatible servers reject them.

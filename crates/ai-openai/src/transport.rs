@@ -27,7 +27,7 @@ use std::time::Duration;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
 use futures::StreamExt;
-use reqwest::header::{AUTHORIZATION, HeaderMap};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -74,6 +74,8 @@ pub(crate) struct Transport {
     /// False when no API key is configured: no `Authorization` header then
     /// (async-openai always sends one, empty or not).
     pub send_auth: bool,
+    /// Added to the request (the caller's trace context).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl tower::Service<HttpRequestFactory> for Transport {
@@ -91,6 +93,11 @@ impl tower::Service<HttpRequestFactory> for Transport {
             let mut request = factory.build().await?;
             if !this.send_auth {
                 request.headers_mut().remove(AUTHORIZATION);
+            }
+            for (name, value) in &this.extra_headers {
+                if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                    request.headers_mut().insert(name, value);
+                }
             }
             let response = match tokio::time::timeout(this.head_timeout, this.http.execute(request)).await {
                 Err(_) => return Err(boxed(Failure::HeadTimeout)),
@@ -213,7 +220,6 @@ fn guard_done(response: reqwest::Response) -> reqwest::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     fn scan(chunks: &[&str]) -> bool {
         let mut scan = DoneScan::default();

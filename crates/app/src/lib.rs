@@ -6,6 +6,8 @@ pub mod chat;
 pub mod error;
 pub mod health;
 pub mod rate_limit;
+pub mod telemetry;
+pub mod traced;
 
 use std::sync::Arc;
 use std::time::Duration;

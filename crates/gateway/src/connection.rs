@@ -13,6 +13,7 @@ use specgen_domain::{Message, MessageId, MessageRole, MessageStatus, SessionId};
 use specgen_http::ApiError;
 use specgen_http::routes::messages::{MessageDto, SendMessageRequest};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::State;
 use crate::frames::{self, ClientFrame};
@@ -205,7 +206,16 @@ impl Connection {
                     return Err(End::Close(RATE_LIMITED, "rate limited"));
                 }
                 match serde_json::from_slice::<ClientFrame>(&text) {
-                    Ok(frame) => self.on_frame(frame).await,
+                    Ok(frame) => {
+                        let span = tracing::info_span!(
+                            "ws.event",
+                            otel.name = format!("ws {}", frame.event),
+                            otel.kind = "server",
+                            ws.event = %frame.event,
+                            user.id = self.auth.map(|a| a.user_id.to_string()),
+                        );
+                        self.on_frame(frame).instrument(span).await
+                    }
                     Err(_) => {
                         // Echo the id of a JSON frame of the wrong shape.
                         let id = serde_json::from_slice::<Value>(&text).ok().and_then(|v| v.get("id").cloned());

@@ -9,6 +9,21 @@ use std::time::Instant;
 use actix_web::Error;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use futures::future::LocalBoxFuture;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// Request headers as the propagator reads them.
+struct Headers<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(actix_web::http::header::HeaderName::as_str).collect()
+    }
+}
 
 pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 
@@ -50,13 +65,30 @@ where
         let method = req.method().to_string();
         let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
         let path = req.path().to_owned();
+        let span = tracing::info_span!(
+            "http.request",
+            otel.name = format!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = %route,
+            url.path = %path,
+            http.response.status_code = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
+        // An incoming W3C `traceparent` makes this request part of the
+        // caller's trace.
+        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(req.headers())));
+        let _ = span.set_parent(parent);
         let service = Rc::clone(&self.service);
+        let request_span = span.clone();
         Box::pin(async move {
-            let result = service.call(req).await;
+            let result = service.call(req).instrument(request_span).await;
             let status = match &result {
                 Ok(res) => res.status().as_u16(),
                 Err(e) => e.as_response_error().status_code().as_u16(),
             };
+            span.record("http.response.status_code", status);
+            span.record("request_id", crate::request_id::current());
             let elapsed = started.elapsed();
             metrics::histogram!(
                 HTTP_REQUEST_DURATION,

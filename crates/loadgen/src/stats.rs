@@ -1,4 +1,4 @@
-//! Latency histograms in microseconds, reported as p50/p99/max.
+//! Latency histograms in microseconds, reported as p50/p99/max (or any quantile).
 
 use std::time::Duration;
 
@@ -24,6 +24,19 @@ impl Latencies {
 
     pub fn count(&self) -> u64 {
         self.0.len()
+    }
+
+    /// The value at quantile `q` (0.0 ..= 1.0) in milliseconds; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.0.max() as f64 / 1000.0
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        self.0.mean() / 1000.0
     }
 
     pub fn summary(&self) -> String {

@@ -33,6 +33,10 @@ pub struct CompletionRequest {
     pub turns: Vec<ChatTurn>,
     /// Upper bound on the reply's length, in tokens.
     pub max_output_tokens: u32,
+    /// W3C trace-context headers (`traceparent`, `tracestate`) to send with
+    /// the upstream request, so the provider call continues the caller's
+    /// trace; empty when tracing is off.
+    pub trace_headers: Vec<(String, String)>,
 }
 
 /// Token counts as the provider reports them.

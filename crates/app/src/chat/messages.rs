@@ -10,6 +10,7 @@ use specgen_domain::{
 use specgen_ports::{Page, PageRequest, RepoError};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::events::ChatEvent;
 use super::reply::Emitter;
@@ -175,10 +176,13 @@ impl App {
             let app = self.clone();
             let asked = user_message.clone();
             let emitter = Emitter { requester: Some(tx), feed: Some(feed) };
+            // The reply outlives the request, but belongs to its trace.
+            let span = tracing::info_span!("ai.reply", session.id = %session.id);
             self.inner.tasks.spawn_on(
                 async move {
                     app.run_reply(session, asked, requested, model, emitter, cancel).await;
-                },
+                }
+                .instrument(span),
                 &self.inner.runtime,
             );
         }

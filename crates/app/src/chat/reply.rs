@@ -92,19 +92,34 @@ impl App {
                 metrics::counter!("ai_fallbacks_total", "from" => from.as_str(), "to" => name.as_str()).increment(1);
                 tracing::info!(from = %from, to = %name, "falling back to the next provider");
             }
+            // One span per provider call, with the GenAI semantic
+            // conventions; usage and finish reasons are recorded at its end.
+            let span = tracing::info_span!(
+                "ai.provider_call",
+                otel.name = format!("chat {model}"),
+                otel.kind = "client",
+                gen_ai.operation.name = "chat",
+                gen_ai.system = name.as_str(),
+                gen_ai.request.model = %model,
+                gen_ai.request.max_tokens = settings.max_output_tokens,
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+                gen_ai.usage.output_tokens = tracing::field::Empty,
+                gen_ai.response.finish_reasons = tracing::field::Empty,
+                error = tracing::field::Empty,
+            );
             let request = CompletionRequest {
                 model: model.clone(),
                 system: session.system_prompt.as_ref().map(|p| p.as_str().to_owned()),
                 turns: turns.clone(),
                 max_output_tokens: settings.max_output_tokens,
+                trace_headers: span.in_scope(crate::telemetry::trace_headers),
             };
-            let span =
-                tracing::info_span!("ai.provider_call", gen_ai.system = name.as_str(), gen_ai.request.model = %model);
-            match self.first_token(&provider, request, &cancel).instrument(span).await {
+            match self.first_token(&provider, request, &cancel).instrument(span.clone()).await {
                 Ok(started_stream) => {
                     self.inner.breakers.success(name);
                     return self
                         .stream_rest(&asked, &provider, model, started_stream, started, &emitter, &cancel)
+                        .instrument(span)
                         .await;
                 }
                 Err(FirstTokenError::Cancelled) if self.interrupting() => {
@@ -115,6 +130,7 @@ impl App {
                     return self.finish_without_text(&asked, MessageStatus::Cancelled, None, &emitter).await;
                 }
                 Err(FirstTokenError::Failed(e)) => {
+                    span.record("error", tracing::field::display(&e));
                     self.inner.breakers.failure(name, settings.breaker_threshold, settings.breaker_cooldown);
                     tracing::warn!(provider = %name, error = %e, "provider failed before its first token");
                     previous = Some(name);
@@ -312,6 +328,16 @@ impl App {
             .increment(u64::from(usage.input_tokens));
         metrics::counter!("ai_tokens_total", "provider" => name.as_str(), "model" => model, "direction" => "output")
             .increment(u64::from(usage.output_tokens));
+        let span = tracing::Span::current();
+        span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+        span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+        if let Some(reason) = &finish_reason {
+            // The convention's value is an array; one reason per reply here.
+            span.record("gen_ai.response.finish_reasons", format!("[\"{reason}\"]"));
+        }
+        if let Some(error) = &reply.error {
+            span.record("error", error.message.as_str());
+        }
         tracing::info!(
             gen_ai.system = name.as_str(),
             gen_ai.usage.input_tokens = usage.input_tokens,

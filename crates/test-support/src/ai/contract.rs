@@ -206,6 +206,7 @@ pub async fn request_is_well_formed(make: MakeProvider, wire: FakeWire) {
         "JSON body: {:?}",
         request.headers
     );
+    assert_eq!(request.header("traceparent"), Some(super::SAMPLE_TRACEPARENT), "the caller's trace goes upstream");
     let body = &request.body;
     assert_eq!(body["model"], json!(sample.model));
     assert_eq!(body["stream"], json!(true));

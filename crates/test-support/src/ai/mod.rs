@@ -86,8 +86,12 @@ pub fn sample_request() -> CompletionRequest {
             ChatTurn { role: TurnRole::User, content: "Tell me a very short story.".into() },
         ],
         max_output_tokens: 256,
+        trace_headers: vec![("traceparent".into(), SAMPLE_TRACEPARENT.into())],
     }
 }
+
+/// The trace context the sample request carries, which adapters must forward.
+pub const SAMPLE_TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// Text chunks for scripted replies; the reply is their concatenation.
 pub fn sample_chunks() -> Vec<String> {
