@@ -247,7 +247,11 @@ fn shared(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
         rate_limiter: Arc::new(specgen_app::rate_limit::FailoverRateLimiter::new(limiter, local)),
         cache: Arc::new(specgen_redis::RedisCache::new(pool.clone(), namespace.clone())),
         cache_system: "redis",
-        bus: Arc::new(specgen_redis::RedisBus::new(url.expose(), namespace.clone())?),
+        // While Redis is unreachable, fan-out goes on within this instance.
+        bus: Arc::new(specgen_app::bus::FailoverBus::new(
+            Arc::new(specgen_redis::RedisBus::new(url.expose(), namespace.clone())?),
+            Arc::new(specgen_inprocess::InProcessBus::new(BUS_CAPACITY)),
+        )),
         reply_log: Arc::new(specgen_redis::RedisReplyLog::new(pool, namespace)),
     })
 }

@@ -67,6 +67,10 @@ async fn metrics_label_routes_by_pattern(backend: Backend) {
     );
     assert!(text.contains(r#"route="unmatched",status_code="404""#), "{text}");
     assert!(!text.contains("some-id-123"), "raw paths never become labels");
+    // The store's pool, read at scrape time (the test server's pool holds 4).
+    assert!(text.contains("db_pool_max_connections 4"), "{text}");
+    assert!(text.contains(r#"db_pool_connections{state="idle"}"#), "{text}");
+    assert!(text.contains(r#"db_pool_connections{state="in_use"}"#), "{text}");
 }
 
 async fn openapi_and_docs_are_served(backend: Backend) {

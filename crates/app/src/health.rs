@@ -30,6 +30,11 @@ impl Readiness {
 }
 
 impl App {
+    /// The store's connection pool now (for the metrics).
+    pub fn store_pool(&self) -> Option<specgen_ports::PoolStatus> {
+        self.store().health.pool_status()
+    }
+
     pub async fn readiness(&self) -> Readiness {
         let store = match self.store().health.ping().await {
             Ok(()) => CheckStatus::Up,

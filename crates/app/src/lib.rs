@@ -2,6 +2,7 @@
 //! only. HTTP and the gateway call these; they never reach a store directly.
 
 pub mod accounts;
+pub mod bus;
 pub mod chat;
 pub mod error;
 pub mod health;

@@ -185,6 +185,10 @@ impl StoreHealth for Traced<dyn StoreHealth> {
     async fn ping(&self) -> Result<(), RepoError> {
         db!(self, "ping", self.inner.ping())
     }
+
+    fn pool_status(&self) -> Option<specgen_ports::PoolStatus> {
+        self.inner.pool_status()
+    }
 }
 
 /// Runs `$call` inside a client span named `cache $op`.

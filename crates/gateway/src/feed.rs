@@ -20,19 +20,42 @@ pub struct GatewayFeed {
     log: Arc<dyn ReplyLog>,
     /// How long a finished reply's chunks stay readable for `resume`.
     grace: Duration,
+    /// During an outage every chunk fails: one line every few seconds says so.
+    warn_again: Throttle,
+}
+
+/// At most one log line per period.
+struct Throttle {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Throttle {
+    const PERIOD: Duration = Duration::from_secs(5);
+
+    fn should_log(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < Self::PERIOD) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }
 
 impl GatewayFeed {
     pub fn new(bus: Arc<dyn EventBus>, log: Arc<dyn ReplyLog>, grace: Duration) -> Self {
-        Self { bus, log, grace }
+        Self { bus, log, grace, warn_again: Throttle { last: std::sync::Mutex::new(None) } }
     }
 
     async fn publish_packet(&self, session: SessionId, packet: Packet) {
         if let Err(e) = self.bus.publish(&topic(session), packet.encode()).await {
             // The reply goes on and is stored; live listeners miss this
             // event and catch up from the store or with `resume`.
-            tracing::warn!(error = %e, "could not publish a session event");
             metrics::counter!("ws_feed_publish_failures_total").increment(1);
+            if self.warn_again.should_log() {
+                tracing::warn!(error = %e, "could not publish a session event (more are counted in ws_feed_publish_failures_total)");
+            }
         }
     }
 }
@@ -45,7 +68,10 @@ impl SessionFeed for GatewayFeed {
         let packet = match event {
             ChatEvent::Chunk { seq, content, message_id, .. } => {
                 if let Err(e) = self.log.append(&message_id.to_string(), *seq, content).await {
-                    tracing::warn!(error = %e, "could not keep a chunk for resume");
+                    metrics::counter!("ws_reply_log_failures_total").increment(1);
+                    if self.warn_again.should_log() {
+                        tracing::warn!(error = %e, "could not keep a chunk for resume (more are counted in ws_reply_log_failures_total)");
+                    }
                 }
                 Packet { seq: *seq, message, ..Packet::new(Kind::Chunk, frame) }
             }

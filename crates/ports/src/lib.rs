@@ -18,4 +18,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RepoError;
 pub use page::{Direction, Page, PageRequest};
 pub use rate_limit::{RateDecision, RateLimitError, RateLimiter, RateRule, RateWindow};
-pub use store::{MessageRepository, RefreshTokenRepository, SessionRepository, Store, StoreHealth, UserRepository};
+pub use store::{
+    MessageRepository, PoolStatus, RefreshTokenRepository, SessionRepository, Store, StoreHealth, UserRepository,
+};

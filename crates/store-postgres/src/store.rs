@@ -170,4 +170,14 @@ impl StoreHealth for PgStore {
         .await
         .map_err(DbError::into_repo)
     }
+
+    fn pool_status(&self) -> Option<specgen_ports::PoolStatus> {
+        let status = self.pool.status();
+        Some(specgen_ports::PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        })
+    }
 }

@@ -22,6 +22,16 @@ impl StoreHealth for SqliteRepos {
         self.db.run(|c| Ok(diesel::sql_query("SELECT 1").execute(c)?)).await?;
         Ok(())
     }
+
+    fn pool_status(&self) -> Option<specgen_ports::PoolStatus> {
+        let status = self.db.pool.status();
+        Some(specgen_ports::PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        })
+    }
 }
 
 /// Canonical text form of a UUID, as ids are stored: lowercase and
