@@ -137,7 +137,15 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         },
     };
     let app = App::new(ports, app_config)?;
-    app.recover_interrupted_replies().await?;
+    // The embedded store is this process's alone: whatever is still
+    // streaming was cut by its last stop. A shared one may hold other
+    // instances' live replies: only stale ones are failed, now and then.
+    let recovery = match opened {
+        OpenedStore::Sqlite(_) => specgen_app::Recovery::Everything,
+        OpenedStore::Postgres(_) => specgen_app::Recovery::Stale,
+    };
+    app.recover_interrupted_replies(recovery).await?;
+    app.sweep_stale_replies(Duration::from_secs(30));
 
     let gateway = Gateway::new(app.clone(), shared.bus, shared.reply_log, gateway_config)?;
     let state_app = app.clone();

@@ -50,14 +50,59 @@ impl App {
     }
 
     /// Replies left `streaming` by a crash can never finish: mark them failed,
-    /// keeping their partial text, so no client waits on them forever.
-    pub async fn recover_interrupted_replies(&self) -> Result<u64, RepoError> {
-        let failed = self.store().messages.fail_streaming(&interrupted(), self.clock().now()).await?;
+    /// keeping their partial text, so no client waits on them forever. With
+    /// `Recovery::Everything` (the store is this process's alone, as the
+    /// embedded one is) that is every reply still streaming; with
+    /// `Recovery::Stale` (instances share the store) only those no instance
+    /// has written for longer than a live reply ever goes silent.
+    pub async fn recover_interrupted_replies(&self, recovery: Recovery) -> Result<u64, RepoError> {
+        let now = self.clock().now();
+        let stale_before = match recovery {
+            Recovery::Everything => now + time::Duration::microseconds(1),
+            Recovery::Stale => now - self.stale_reply_after(),
+        };
+        let failed = self.store().messages.fail_streaming(&interrupted(), stale_before, now).await?;
         if failed > 0 {
             tracing::warn!(failed, "marked interrupted replies as failed");
         }
         Ok(failed)
     }
+
+    /// A live reply writes its row at least once per idle timeout (the
+    /// provider must send something that often, or the reply fails); half
+    /// a minute more covers a slow store.
+    fn stale_reply_after(&self) -> time::Duration {
+        let idle = time::Duration::try_from(self.inner.ai.idle_timeout).unwrap_or(time::Duration::MINUTE);
+        idle + time::Duration::seconds(30)
+    }
+
+    /// Every `period`, fails the replies whose instance died (see
+    /// `recover_interrupted_replies`); stops at shutdown.
+    pub fn sweep_stale_replies(&self, period: std::time::Duration) {
+        let app = self.clone();
+        let stopping = self.inner.background_stop.clone();
+        self.inner.tasks.spawn_on(
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(period) => {}
+                        _ = stopping.cancelled() => return,
+                    }
+                    if let Err(e) = app.recover_interrupted_replies(Recovery::Stale).await {
+                        tracing::warn!(error = %e, "could not look for interrupted replies");
+                    }
+                }
+            },
+            &self.inner.runtime,
+        );
+    }
+}
+
+/// Which replies still `streaming` a start-up may call interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    Everything,
+    Stale,
 }
 
 /// Why a reply cut short by the server stopping ended: at shutdown, or found

@@ -21,7 +21,7 @@ pub use chat::{
     SessionView,
 };
 pub use error::AppError;
-pub use health::{CheckStatus, Readiness};
+pub use health::{CheckStatus, Readiness, Recovery};
 
 /// The adapters the application runs on, chosen by the composition root.
 #[derive(Clone)]

@@ -175,8 +175,13 @@ impl MessageRepository for Traced<dyn MessageRepository> {
     async fn update(&self, message: &Message) -> Result<(), RepoError> {
         db!(self, "messages.update", self.inner.update(message))
     }
-    async fn fail_streaming(&self, error: &MessageError, at: OffsetDateTime) -> Result<u64, RepoError> {
-        db!(self, "messages.fail_streaming", self.inner.fail_streaming(error, at))
+    async fn fail_streaming(
+        &self,
+        error: &MessageError,
+        stale_before: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<u64, RepoError> {
+        db!(self, "messages.fail_streaming", self.inner.fail_streaming(error, stale_before, at))
     }
 }
 

@@ -142,9 +142,16 @@ pub trait MessageRepository: Send + Sync {
     /// `updated_at` of an existing message. `NotFound` if it does not exist.
     async fn update(&self, message: &Message) -> Result<(), RepoError>;
 
-    /// Marks every message still `streaming` (left by a crash) as `failed`
-    /// with `error`, keeping its partial text; returns how many.
-    async fn fail_streaming(&self, error: &MessageError, at: OffsetDateTime) -> Result<u64, RepoError>;
+    /// Marks every message still `streaming` whose last write is older than
+    /// `stale_before` (its producer died: a live reply writes at least
+    /// every idle timeout) as `failed` with `error` at `at`, keeping its
+    /// partial text; returns how many.
+    async fn fail_streaming(
+        &self,
+        error: &MessageError,
+        stale_before: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<u64, RepoError>;
 }
 
 /// Whether the store answers, for `/health/ready`.

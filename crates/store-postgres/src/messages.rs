@@ -159,11 +159,17 @@ impl MessageRepository for PgStore {
         .map_err(DbError::into_repo)
     }
 
-    async fn fail_streaming(&self, error: &MessageError, at: OffsetDateTime) -> Result<u64, RepoError> {
+    async fn fail_streaming(
+        &self,
+        error: &MessageError,
+        stale_before: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<u64, RepoError> {
         async {
             let mut conn = self.conn().await?;
             let failed = diesel::update(messages::table)
                 .filter(messages::status.eq(MessageStatus::Streaming.as_str()))
+                .filter(messages::updated_at.lt(stale_before))
                 .set((
                     messages::status.eq(MessageStatus::Failed.as_str()),
                     messages::error_code.eq(&error.code),

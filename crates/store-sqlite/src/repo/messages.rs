@@ -159,13 +159,20 @@ impl MessageRepository for SqliteRepos {
         Ok(())
     }
 
-    async fn fail_streaming(&self, error: &MessageError, at: OffsetDateTime) -> Result<u64, RepoError> {
-        let (code, text, at) = (error.code.clone(), error.message.clone(), micros(at));
+    async fn fail_streaming(
+        &self,
+        error: &MessageError,
+        stale_before: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<u64, RepoError> {
+        let (code, text, at, stale_before) =
+            (error.code.clone(), error.message.clone(), micros(at), micros(stale_before));
         let changed = self
             .db
             .run(move |c| {
                 Ok(diesel::update(messages::table)
                     .filter(messages::status.eq(MessageStatus::Streaming.as_str()))
+                    .filter(messages::updated_at.lt(stale_before))
                     .set((
                         messages::status.eq(MessageStatus::Failed.as_str()),
                         messages::error_code.eq(code),

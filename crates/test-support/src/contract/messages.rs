@@ -153,17 +153,28 @@ pub async fn fail_streaming_keeps_partial_text(s: &Store) {
     let (user, session, _) = chat(s, 0).await;
     let asked = fixtures::user_message(session, user.id, "hi");
     s.messages.insert(&asked).await.unwrap();
-    let cut = fixtures::streaming_reply(&asked, "partial ans");
+    let now = fixtures::now();
+    // One reply last written two minutes ago (its producer died), one now.
+    let mut cut = fixtures::streaming_reply(&asked, "partial ans");
+    cut.updated_at = now - time::Duration::minutes(2);
     s.messages.insert(&cut).await.unwrap();
+    let live = fixtures::streaming_reply(&asked, "still going");
+    s.messages.insert(&live).await.unwrap();
     let error = MessageError { code: "INTERRUPTED".into(), message: "the server restarted".into() };
-    let at = fixtures::now();
-    assert_eq!(s.messages.fail_streaming(&error, at).await.unwrap(), 1);
+    let a_minute_ago = now - time::Duration::minutes(1);
+    assert_eq!(s.messages.fail_streaming(&error, a_minute_ago, now).await.unwrap(), 1, "only the stale one");
     let found = s.messages.find(session, cut.id).await.unwrap().unwrap();
     assert_eq!(found.status, MessageStatus::Failed);
     assert_eq!(found.content, "partial ans");
     assert_eq!(found.error, Some(error.clone()));
+    assert_eq!(found.updated_at, now);
+    assert_eq!(s.messages.find(session, live.id).await.unwrap().unwrap().status, MessageStatus::Streaming);
     assert_eq!(s.messages.find(session, asked.id).await.unwrap(), Some(asked), "user message untouched");
-    assert_eq!(s.messages.fail_streaming(&error, at).await.unwrap(), 0);
+    assert_eq!(s.messages.fail_streaming(&error, a_minute_ago, now).await.unwrap(), 0);
+    // Everything still streaming, as a single instance does at start.
+    let later = now + time::Duration::seconds(1);
+    assert_eq!(s.messages.fail_streaming(&error, later, later).await.unwrap(), 1);
+    assert_eq!(s.messages.find(session, live.id).await.unwrap().unwrap().content, "still going");
 }
 
 pub async fn insert_into_deleted_session_not_found(s: &Store) {
