@@ -222,7 +222,8 @@ impl Timezone {
     }
 }
 
-/// Free-form client preferences: a JSON object of at most 16 KiB.
+/// Free-form client preferences: a JSON object of at most 16 KiB, with no
+/// NUL character (U+0000) in any key or string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Preferences(serde_json::Value);
@@ -237,6 +238,13 @@ impl Preferences {
         if value.to_string().len() > Self::MAX_BYTES {
             return Err(invalid("must be at most 16 KiB"));
         }
+        // Postgres keeps preferences as `jsonb`, which cannot hold U+0000
+        // (nor can any of its text types): letting one through would fail the
+        // write with a 500 on one store and succeed on the other. Every text
+        // field of the contract already refuses NUL; so do preferences.
+        if has_nul(&value) {
+            return Err(invalid("must not contain the NUL character (\\u0000)"));
+        }
         Ok(Self(value))
     }
 
@@ -246,6 +254,16 @@ impl Preferences {
 
     pub fn as_value(&self) -> &serde_json::Value {
         &self.0
+    }
+}
+
+/// Whether a NUL character appears in any key or string of `value`.
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => false,
     }
 }
 
@@ -509,6 +527,15 @@ mod tests {
         assert!(Preferences::parse(serde_json::json!({"theme": "dark"})).is_ok());
         assert!(Preferences::parse(serde_json::json!([1])).is_err());
         assert!(Preferences::parse(serde_json::json!({"x": "y".repeat(17_000)})).is_err());
+        for bad in [
+            serde_json::json!({"a": "x\u{0}y"}),
+            serde_json::json!({"a\u{0}": 1}),
+            serde_json::json!({"a": [{"b": ["\u{0}"]}]}),
+        ] {
+            assert!(Preferences::parse(bad.clone()).is_err(), "{bad}");
+        }
+        // Other control characters are fine in jsonb and stay allowed.
+        assert!(Preferences::parse(serde_json::json!({"a": "tab\there\u{1}"})).is_ok());
     }
 
     #[test]

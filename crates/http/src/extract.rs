@@ -39,11 +39,7 @@ where
                 body.extend_from_slice(&chunk);
             }
             let value: T = parse_json(&body)?;
-            value.validate().map_err(|report| {
-                ApiError::Validation(
-                    report.iter().map(|(path, error)| FieldError::new(path.to_string(), error.message())).collect(),
-                )
-            })?;
+            validate(&value)?;
             Ok(ValidJson(value))
         })
     }
@@ -57,9 +53,35 @@ where
 {
     value.validate().map_err(|report| {
         ApiError::Validation(
-            report.iter().map(|(path, error)| FieldError::new(path.to_string(), error.message())).collect(),
+            report.iter().map(|(path, error)| FieldError::new(wire_name(&path.to_string()), error.message())).collect(),
         )
     })
+}
+
+/// garde names a field by its Rust identifier (`display_name`), but a
+/// client matches `details[].field` against the JSON it sent, whose names are
+/// camelCase everywhere (the contract's convention, and every DTO's
+/// `rename_all`). Converting here, once, keeps a new DTO from leaking a
+/// snake_case name the web client cannot place next to its input.
+fn wire_name(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut chars = path.chars().peekable();
+    let mut previous: Option<char> = None;
+    while let Some(c) = chars.next() {
+        let joins_words = c == '_'
+            && previous.is_some_and(|p| p.is_ascii_alphanumeric())
+            && chars.peek().is_some_and(|n| n.is_ascii_alphanumeric());
+        if joins_words {
+            if let Some(next) = chars.next() {
+                out.push(next.to_ascii_uppercase());
+                previous = Some(next);
+            }
+            continue;
+        }
+        out.push(c);
+        previous = Some(c);
+    }
+    out
 }
 
 fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
@@ -135,6 +157,31 @@ mod tests {
             ApiError::Validation(d) => d.into_iter().map(|f| f.field).collect(),
             other => vec![other.code().to_owned()],
         }
+    }
+
+    #[test]
+    fn field_names_are_the_wire_names() {
+        assert_eq!(wire_name("display_name"), "displayName");
+        assert_eq!(wire_name("client_message_id"), "clientMessageId");
+        assert_eq!(wire_name("email"), "email");
+        assert_eq!(wire_name("items[0].system_prompt"), "items[0].systemPrompt");
+        // Not between two word characters: not a separator, left alone.
+        assert_eq!(wire_name("_private"), "_private");
+        assert_eq!(wire_name("trailing_"), "trailing_");
+    }
+
+    #[derive(Debug, garde::Validate)]
+    struct TwoWords {
+        #[garde(length(min = 1))]
+        refresh_token: String,
+    }
+
+    #[test]
+    fn garde_failures_name_the_wire_field() {
+        let Err(ApiError::Validation(details)) = validate(&TwoWords { refresh_token: String::new() }) else {
+            panic!("an empty token must fail");
+        };
+        assert_eq!(details.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(), ["refreshToken"]);
     }
 
     #[test]

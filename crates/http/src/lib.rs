@@ -15,6 +15,7 @@ pub mod refresh_cookie;
 pub mod request_id;
 pub mod routes;
 pub mod rules;
+pub mod shared_responses;
 pub mod state;
 
 use std::net::TcpListener;
@@ -129,7 +130,7 @@ fn api_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 /// The OpenAPI 3.1 document of everything `api_routes` serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = ActixApp::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api_routes).split_for_parts();
-    api
+    shared_responses::complete(api)
 }
 
 fn cors(config: &HttpConfig) -> actix_cors::Cors {
@@ -178,7 +179,7 @@ where
             .app_data(config_data.clone())
             .app_data(state_data.clone())
             .configure(extra.clone())
-            .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", api))
+            .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", shared_responses::complete(api)))
             .route("/api/docs", web::get().to(routes::ops::docs_redirect))
             .route("/metrics", web::get().to(routes::ops::metrics))
             .default_service(web::to(routes::fallback::not_found))

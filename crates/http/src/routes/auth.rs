@@ -19,12 +19,15 @@ use crate::state::AppState;
 pub struct RegisterRequest {
     /// A valid address, at most 254 characters; compared case-insensitively.
     #[garde(custom(rules::email))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 8..128 characters with a lowercase letter, an uppercase letter and a digit; not a common password.
     #[garde(custom(rules::password))]
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
-    /// 2..50 characters after trimming.
+    /// 2..50 characters after trimming, no control characters.
     #[garde(custom(rules::person_name))]
+    #[schema(min_length = 2, max_length = 50)]
     pub name: String,
 }
 
@@ -70,11 +73,14 @@ fn signed_in(req: &HttpRequest, status: StatusCode, user: &specgen_domain::User,
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
     #[garde(custom(rules::email))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[garde(custom(rules::password_attempt))]
+    #[schema(format = Password, min_length = 1, max_length = 128)]
     pub password: String,
-    /// A label for this device; the login's refresh tokens are bound to it.
+    /// A label for this device, 1..128 printable characters; the login's refresh tokens are bound to it.
     #[garde(custom(rules::opt_device_id))]
+    #[schema(min_length = 1, max_length = 128)]
     pub device_id: Option<String>,
 }
 
@@ -107,6 +113,7 @@ pub async fn login(
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
     #[garde(length(min = 1, max = 512))]
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh_token: String,
 }
 
@@ -172,6 +179,7 @@ struct OptionalRefresh {
 #[serde(rename_all = "camelCase")]
 pub struct LogoutRequest {
     #[garde(inner(length(min = 1, max = 512)))]
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh_token: Option<String>,
 }
 
@@ -214,7 +222,10 @@ pub async fn logout_all(state: web::Data<AppState>, auth: AuthUser) -> Result<Ht
     Ok(envelope::ok(Done { ok: true }))
 }
 
-/// A body that may be absent; when present it gets the same checks as `ValidJson`.
+/// A body that may be absent; when present it gets the same checks as
+/// `ValidJson`. A JSON `null` counts as absent: the document describes an
+/// optional body as "the object or null", and clients that always send a
+/// body send `null` for "nothing".
 fn optional_body<T>(req: &HttpRequest, body: &[u8]) -> Result<Option<T>, ApiError>
 where
     T: serde::de::DeserializeOwned + garde::Validate,
@@ -224,7 +235,9 @@ where
         return Ok(None);
     }
     crate::extract::check_json_content_type(req)?;
-    let value: T = parse_json(body)?;
-    crate::extract::validate(&value)?;
-    Ok(Some(value))
+    let value: Option<T> = parse_json(body)?;
+    if let Some(value) = &value {
+        crate::extract::validate(value)?;
+    }
+    Ok(value)
 }

@@ -1,6 +1,9 @@
 //! What answers when nothing else does, and the guarantee that every error
 //! leaves as the contract's JSON envelope, never an empty or HTML body.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
@@ -16,10 +19,47 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     if let Some(page) = super::web_client::serve(&req) {
         return page;
     }
-    if req.resource_map().has_resource(req.path()) {
-        return ApiError::MethodNotAllowed.error_response();
+    if let Some(pattern) = req.resource_map().match_pattern(req.path()) {
+        let mut response = ApiError::MethodNotAllowed.error_response();
+        // RFC 9110 (15.5.6): a 405 must list the methods the resource takes.
+        if let Ok(allow) = header::HeaderValue::from_str(allowed_methods(&pattern)) {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        return response;
     }
     ApiError::NotFound(format!("No route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// The methods served on a route pattern, as an `Allow` value. Handlers are
+/// registered one resource per method, each guarded by its method, so actix
+/// cannot tell which methods a path takes (its own 405s only know the one
+/// resource they matched); the OpenAPI document, built from the same route
+/// list as the server, can. The routes outside it (`/metrics`, the API
+/// document and its viewer, the `/ws` upgrade) are all GET-only.
+fn allowed_methods(pattern: &str) -> &'static str {
+    static BY_PATTERN: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let by_pattern = BY_PATTERN.get_or_init(|| {
+        crate::openapi()
+            .paths
+            .paths
+            .into_iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("OPTIONS", item.options.is_some()),
+                    ("HEAD", item.head.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("TRACE", item.trace.is_some()),
+                ];
+                let allowed: Vec<&str> = methods.iter().filter(|(_, served)| *served).map(|(m, _)| *m).collect();
+                (path, allowed.join(", "))
+            })
+            .collect()
+    });
+    by_pattern.get(pattern).map_or("GET", String::as_str)
 }
 
 /// Rewrites an error response that is not JSON (actix's own 405, 404, 413 ...)

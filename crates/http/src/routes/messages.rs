@@ -111,7 +111,7 @@ pub fn event_json(event: &ChatEvent) -> (&'static str, serde_json::Value) {
 /// A page of messages; items oldest first, `nextCursor` walks back in time.
 #[utoipa::path(
     tag = "chat",
-    params(("id" = String, Path, description = "Session id"), PageQuery),
+    params(("id" = uuid::Uuid, Path, description = "Session id"), PageQuery),
     responses((status = 200, body = inline(Envelope<PageDto<MessageDto>>)), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
     security(("bearer" = []))
 )]
@@ -134,15 +134,21 @@ fn default_true() -> bool {
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
-    /// Plain text, 1..10,000 characters after trimming; stored exactly as sent.
+    /// Plain text, 1..10,000 characters after trimming; no control characters
+    /// but newline, carriage return and tab; stored exactly as sent.
     #[garde(custom(rules::message_content))]
+    #[schema(min_length = 1, max_length = 10000)]
     pub content: String,
-    /// Idempotency key: a repeat in the same session returns the original messages.
+    /// Idempotency key, 1..128 printable characters: a repeat in the same session returns the original messages.
     #[garde(custom(rules::opt_client_message_id))]
+    #[schema(min_length = 1, max_length = 128)]
     pub client_message_id: Option<String>,
+    /// One of the enabled providers (`GET /api/v1/ai/providers`).
     #[garde(custom(rules::opt_provider))]
+    #[schema(value_type = Option<crate::routes::sessions::ProviderSchema>)]
     pub provider: Option<String>,
     #[garde(custom(rules::opt_model))]
+    #[schema(min_length = 1, max_length = 200)]
     pub model: Option<String>,
     /// Ask for an AI reply (default true).
     #[serde(default = "default_true")]
@@ -172,11 +178,17 @@ impl SendMessageRequest {
 /// provider failed is still 201, with `aiMessage.status` `failed`.
 #[utoipa::path(
     tag = "chat",
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body = SendMessageRequest,
     responses(
         (status = 201, body = inline(Envelope<SentDto>)),
-        (status = 200, description = "A repeated clientMessageId: the original messages", body = inline(Envelope<SentDto>)),
+        (status = 200, description = "A repeated clientMessageId: the original messages (JSON). Or, with \
+            `Accept: text/event-stream`, the Server-Sent Events of a new message: `message_created` (user \
+            message), `message_created` (AI message, `streaming`), its `message_chunk`s, then one of \
+            `message_complete`, `message_failed`, `message_cancelled`", content(
+            (inline(Envelope<SentDto>) = "application/json"),
+            (String = "text/event-stream"),
+        )),
         (status = 404, body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
         (status = 429, body = ErrorEnvelope),
@@ -243,7 +255,7 @@ fn sse(events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>, ai_reply: bool) 
 /// Stops a reply in flight; its partial text is kept with status `cancelled`.
 #[utoipa::path(
     tag = "chat",
-    params(("id" = String, Path, description = "Session id"), ("message_id" = String, Path, description = "The AI message, or the user message it answers")),
+    params(("id" = uuid::Uuid, Path, description = "Session id"), ("message_id" = uuid::Uuid, Path, description = "The AI message, or the user message it answers")),
     responses(
         (status = 200, body = inline(Envelope<Done>)),
         (status = 404, body = ErrorEnvelope),

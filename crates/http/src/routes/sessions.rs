@@ -101,7 +101,10 @@ impl<T> PageDto<T> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// 1..100.
+    /// Page size, 1..100 (default 20 for sessions, 50 for messages).
+    // A string here, an integer in the document: a bad value is then reported
+    // as `limit` in a 422, as the contract wants, not as a malformed query.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -126,7 +129,7 @@ impl PageQuery {
         };
         let cursor = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
-            Some(raw) => match Cursor::decode(raw) {
+            Some(raw) => match Cursor::decode(raw).filter(issuable) {
                 Some(c) => Some(c),
                 None => {
                     errors.push(crate::error::FieldError::new("cursor", "is not a cursor this server issued"));
@@ -142,6 +145,16 @@ impl PageQuery {
             _ => Err(ApiError::Validation(errors)),
         }
     }
+}
+
+/// Whether this server could have issued a cursor at this position: cursors
+/// are made from stored instants, all taken from the clock, so never before
+/// the Unix epoch. `Cursor::decode` accepts any instant `time` can hold
+/// (back to year -9999), and Postgres refuses a `timestamptz` before 4713 BC
+/// with an error that would surface as a 500; such a cursor is a forged one,
+/// and the contract answers a bad cursor with 422.
+fn issuable(cursor: &Cursor) -> bool {
+    cursor.at >= time::OffsetDateTime::UNIX_EPOCH
 }
 
 /// A path id: anything that is not one of our ids cannot name a resource.
@@ -160,17 +173,37 @@ where
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSessionRequest {
-    /// 1..200 characters; defaults to "New chat".
+    /// 1..200 characters after trimming, no control characters; defaults to "New chat".
     #[garde(custom(rules::opt_session_title))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
     /// At most 8,000 characters.
     #[garde(custom(rules::opt_system_prompt))]
+    #[schema(max_length = 8000)]
     pub system_prompt: Option<String>,
-    /// `claude`, `openai` or `demo`.
     #[garde(custom(rules::opt_provider))]
+    #[schema(value_type = Option<ProviderSchema>)]
     pub provider: Option<String>,
+    /// 1..200 printable characters; any model the provider accepts.
     #[garde(custom(rules::opt_model))]
+    #[schema(min_length = 1, max_length = 200)]
     pub model: Option<String>,
+}
+
+/// An AI provider: `claude`, `openai` or `demo`.
+// Only for the document: the request fields stay strings so that an unknown
+// name is reported by the provider rule, with its message, as a 422 naming
+// the field, the same way over HTTP and the WebSocket.
+#[derive(ToSchema)]
+#[schema(as = ProviderName)]
+#[allow(dead_code)]
+pub enum ProviderSchema {
+    #[schema(rename = "claude")]
+    Claude,
+    #[schema(rename = "openai")]
+    Openai,
+    #[schema(rename = "demo")]
+    Demo,
 }
 
 /// Opens a session owned by the caller.
@@ -213,7 +246,7 @@ pub async fn list(state: web::Data<AppState>, auth: AuthUser, req: HttpRequest) 
 /// One session with its participants.
 #[utoipa::path(
     tag = "chat",
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = inline(Envelope<SessionDetailDto>)), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = []))
 )]
@@ -226,22 +259,24 @@ pub async fn get(state: web::Data<AppState>, auth: AuthUser, id: web::Path<Strin
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateSessionRequest {
+    /// 1..200 characters after trimming; absent or `null` keeps it.
     #[garde(custom(rules::opt_session_title))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
-    /// `null` clears it.
+    /// At most 8,000 characters; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
     #[garde(custom(rules::opt_opt_system_prompt))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 8000)]
     pub system_prompt: Option<Option<String>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
     #[garde(custom(rules::opt_opt_provider))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<ProviderSchema>)]
     pub provider: Option<Option<String>>,
-    /// `null` clears it.
+    /// 1..200 printable characters; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
     #[garde(custom(rules::opt_opt_model))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
     pub model: Option<Option<String>>,
 }
 
@@ -256,7 +291,7 @@ fn opt_opt<T>(
 /// Changes a session (owner only).
 #[utoipa::path(
     tag = "chat",
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body = UpdateSessionRequest,
     responses(
         (status = 200, body = inline(Envelope<SessionDetailDto>)),
@@ -287,7 +322,7 @@ pub async fn update(
 /// Deletes a session (owner only).
 #[utoipa::path(
     tag = "chat",
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = inline(Envelope<Done>)), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = []))
 )]
@@ -304,13 +339,14 @@ pub async fn delete(
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
 pub struct AddParticipantRequest {
     #[garde(custom(rules::email))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
 /// Adds a registered user to the session by email (owner only).
 #[utoipa::path(
     tag = "chat",
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body = AddParticipantRequest,
     responses(
         (status = 201, body = inline(Envelope<ParticipantDto>)),
@@ -334,7 +370,7 @@ pub async fn add_participant(
 /// Removes a participant: the owner removes anyone else, a member removes itself.
 #[utoipa::path(
     tag = "chat",
-    params(("id" = String, Path, description = "Session id"), ("user_id" = String, Path, description = "User id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id"), ("user_id" = uuid::Uuid, Path, description = "User id")),
     responses(
         (status = 200, body = inline(Envelope<Done>)),
         (status = 403, body = ErrorEnvelope),

@@ -34,16 +34,19 @@ pub async fn me(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpRespon
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfilePatchRequest {
-    /// 2..50 characters after trimming.
+    /// 2..50 characters after trimming, no control characters.
     #[garde(custom(rules::opt_person_name))]
+    #[schema(min_length = 2, max_length = 50)]
     pub display_name: Option<String>,
-    /// At most 500 characters.
+    /// At most 500 characters; no control characters but newline, carriage return and tab.
     #[garde(custom(rules::opt_bio))]
+    #[schema(max_length = 500)]
     pub bio: Option<String>,
     /// An IANA time zone name, e.g. `Europe/Paris`.
     #[garde(custom(rules::opt_timezone))]
+    #[schema(min_length = 1)]
     pub timezone: Option<String>,
-    /// A JSON object of at most 16 KiB; replaces the stored one.
+    /// A JSON object of at most 16 KiB, with no NUL character (`\u0000`); replaces the stored one.
     #[garde(custom(rules::opt_preferences))]
     #[schema(value_type = Option<Object>)]
     pub preferences: Option<serde_json::Value>,
@@ -83,9 +86,11 @@ pub async fn update_profile(
 #[serde(rename_all = "camelCase")]
 pub struct ChangePasswordRequest {
     #[garde(custom(rules::password_attempt))]
+    #[schema(format = Password, min_length = 1, max_length = 128)]
     pub current_password: String,
     /// Same policy as registration.
     #[garde(custom(rules::password))]
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -115,6 +120,7 @@ pub async fn change_password(
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
 pub struct DeleteAccountRequest {
     #[garde(custom(rules::password_attempt))]
+    #[schema(format = Password, min_length = 1, max_length = 128)]
     pub password: String,
 }
 
