@@ -42,7 +42,14 @@ impl Telemetry {
 /// Installs the global subscriber. Call it outside any async runtime: the
 /// exporter's HTTP client is a blocking one, on its own thread.
 pub fn init(log_filter: &str, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
-    let log_filter = EnvFilter::try_new(log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // actix-http logs every malformed request it refuses (a client's fault,
+    // answered 400) at ERROR: that would page whoever watches error logs.
+    let log_filter = if log_filter.contains("actix_http") {
+        log_filter.to_owned()
+    } else {
+        format!("{log_filter},actix_http::h1::dispatcher=off")
+    };
+    let log_filter = EnvFilter::try_new(&log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = if std::io::stdout().is_terminal() {
         tracing_subscriber::fmt::layer().with_filter(log_filter).boxed()
     } else {

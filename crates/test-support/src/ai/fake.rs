@@ -151,8 +151,26 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     // Each event must leave as it is written, like a real streaming upstream.
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let Some(request) = read_request(&mut reader).await else {
-        return;
+    // The benchmark's upstream keeps connections open between replies, as
+    // the real APIs do; the other behaviours answer one request each.
+    let keep_alive = matches!(shared.behaviour, FakeBehaviour::FirstByteAfter { .. });
+    loop {
+        let served = serve_one(&mut reader, &mut writer, &shared, keep_alive).await;
+        if !(keep_alive && served) {
+            return;
+        }
+    }
+}
+
+/// One request and its response; true when the connection may take another.
+async fn serve_one(
+    reader: &mut OwnedReadHalf,
+    writer: &mut OwnedWriteHalf,
+    shared: &Arc<Shared>,
+    keep_alive: bool,
+) -> bool {
+    let Some(request) = read_request(reader).await else {
+        return false;
     };
     let routed = request.method == "POST" && request.path == shared.wire.completion_path();
     let model = request.body["model"].as_str().unwrap_or("unknown-model").to_owned();
@@ -160,28 +178,39 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 
     if !routed {
         let body = shared.wire.error_body("not_found_error", "no such route");
-        let _ = write_plain(&mut writer, 404, None, &body).await;
-        return;
+        let _ = write_plain(writer, 404, None, &body).await;
+        return false;
     }
     if let FakeBehaviour::Status { status, retry_after, body } = &shared.behaviour {
-        let _ = write_plain(&mut writer, *status, *retry_after, body).await;
-        return;
+        let _ = write_plain(writer, *status, *retry_after, body).await;
+        return false;
     }
 
     let render = Render { wire: shared.wire, model: &model, usage: shared.usage };
     let steps = script(&shared.behaviour, &render);
     if let FakeBehaviour::FirstByteAfter { delay, .. } = &shared.behaviour {
-        tokio::time::sleep(*delay).await;
+        precise_sleep(*delay).await;
     }
     // Watch the read side while streaming: EOF there (or a failed write) is
     // the client going away, which tests of early drops wait for.
     let peer_gone = tokio::select! {
-        written = stream_steps(&mut writer, steps) => written.is_err(),
-        () = wait_for_eof(&mut reader) => true,
+        written = stream_steps(writer, steps, keep_alive) => written.is_err(),
+        () = wait_for_eof(reader) => true,
     };
     if peer_gone {
         shared.peer_closes.send_modify(|n| *n += 1);
     }
+    !peer_gone
+}
+
+/// Sleeps `delay` to within a fraction of a millisecond: the benchmark
+/// subtracts it from what it measures, and tokio's timer rounds up to the
+/// next millisecond. The last stretch is slept on a blocking thread.
+async fn precise_sleep(delay: Duration) {
+    let until = std::time::Instant::now() + delay;
+    tokio::time::sleep(delay.saturating_sub(Duration::from_millis(2))).await;
+    let rest = until.saturating_duration_since(std::time::Instant::now());
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
 }
 
 enum Step {
@@ -248,13 +277,13 @@ fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
     steps
 }
 
-async fn stream_steps(writer: &mut OwnedWriteHalf, steps: Vec<Step>) -> std::io::Result<()> {
-    writer
-        .write_all(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-              transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
-        )
-        .await?;
+async fn stream_steps(writer: &mut OwnedWriteHalf, steps: Vec<Step>, keep_alive: bool) -> std::io::Result<()> {
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+         transfer-encoding: chunked\r\nconnection: {connection}\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await?;
     writer.flush().await?;
     for step in steps {
         match step {
@@ -270,7 +299,9 @@ async fn stream_steps(writer: &mut OwnedWriteHalf, steps: Vec<Step>) -> std::io:
             Step::End => {
                 writer.write_all(b"0\r\n\r\n").await?;
                 writer.flush().await?;
-                writer.shutdown().await?;
+                if !keep_alive {
+                    writer.shutdown().await?;
+                }
                 return Ok(());
             }
         }
