@@ -26,7 +26,7 @@ migrate:
     cargo run --release -- migrate
 
 # Every benchmark (release builds, loopback only, bounded in time).
-bench: bench-startup bench-auth bench-stream bench-ws
+bench: bench-startup bench-auth bench-stream bench-ws bench-k6
 
 # Start-up time to ready and idle RSS of the release binary.
 bench-startup:
@@ -43,3 +43,8 @@ bench-stream:
 # Server RSS per idle WebSocket, connect rate, fan-out latency and loss.
 bench-ws:
     bash .ci/bench/ws.sh
+
+# The seed's k6 load test: 0 -> 100 -> 200 VUs logging in and creating sessions
+# (STORE=postgres for a throwaway Postgres database, STAGES=30s:50,... to reshape).
+bench-k6:
+    bash .ci/bench/k6.sh

@@ -3,6 +3,7 @@
 //! is given (loopback in our recipes).
 
 mod auth;
+mod scenario;
 mod stats;
 mod stream;
 mod ws;
@@ -57,6 +58,10 @@ enum Command {
         #[arg(long)]
         server_pid: u32,
     },
+    /// The seed's k6 scenario: ramping VUs, each logging in and creating a
+    /// session in a loop; checks login < 500 ms and session < 1,000 ms.
+    #[command(alias = "scenario")]
+    K6(scenario::Args),
     /// Server memory per idle WebSocket, connect rate, and fan-out latency.
     Ws {
         #[arg(long, default_value_t = 15_000)]
@@ -99,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Stream { token, levels, seconds, first_byte_ms, server_pid } => {
             stream::run(&cli.base, &token, &levels, seconds, first_byte_ms, server_pid).await
         }
+        Command::K6(args) => scenario::run(&cli.base, args).await,
         Command::Ws {
             connections,
             users,
