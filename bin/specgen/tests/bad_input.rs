@@ -234,7 +234,27 @@ async fn the_event_stream_answer_is_documented(backend: Backend) {
     assert!(documented.get(media_type).is_some(), "{media_type} not among {documented}");
 }
 
+/// The largest doubles are stored by Postgres in full decimal and could not
+/// be read back: refused on both stores, and the profile stays readable.
+async fn preferences_with_numbers_beyond_a_double_are_422(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.register("numbers@example.com").await;
+    let path = "/api/v1/users/me/profile";
+    let (status, body) = app
+        .call(Method::PATCH, path, Some(&me.access), Some(&json!({"preferences": {"n": 1.797_693_134_862_315_7e308}})))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"], "preferences", "{body}");
+    let (status, body) =
+        app.call(Method::PATCH, path, Some(&me.access), Some(&json!({"preferences": {"n": 1.5e307}}))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, me_now) = app.get_as("/api/v1/users/me", &me.access).await;
+    assert_eq!(status, 200, "{me_now}");
+    assert_eq!(me_now["data"]["profile"]["preferences"]["n"], json!(1.5e307));
+}
+
 for_both_stores!(
+    preferences_with_numbers_beyond_a_double_are_422,
     forged_cursor_from_antiquity_is_422,
     preferences_with_nul_are_422_and_change_nothing,
     details_name_fields_as_sent,

@@ -245,6 +245,12 @@ impl Preferences {
         if has_nul(&value) {
             return Err(invalid("must not contain the NUL character (\\u0000)"));
         }
+        // Postgres keeps numbers exactly and writes them back in full
+        // decimal; the largest doubles (near 1.8e308) then read back as out
+        // of range, which would make the profile unreadable on one store.
+        if has_huge_number(&value) {
+            return Err(invalid("numbers must be between -1e308 and 1e308"));
+        }
         Ok(Self(value))
     }
 
@@ -254,6 +260,16 @@ impl Preferences {
 
     pub fn as_value(&self) -> &serde_json::Value {
         &self.0
+    }
+}
+
+/// Whether a number of magnitude 1e308 or more appears in `value`.
+fn has_huge_number(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) => n.as_f64().is_some_and(|x| x.abs() >= 1e308),
+        serde_json::Value::Array(items) => items.iter().any(has_huge_number),
+        serde_json::Value::Object(map) => map.values().any(has_huge_number),
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::String(_) => false,
     }
 }
 
@@ -536,6 +552,10 @@ mod tests {
         }
         // Other control characters are fine in jsonb and stay allowed.
         assert!(Preferences::parse(serde_json::json!({"a": "tab\there\u{1}"})).is_ok());
+        // Numbers Postgres would hand back out of a double's range.
+        assert!(Preferences::parse(serde_json::json!({"n": f64::MAX})).is_err());
+        assert!(Preferences::parse(serde_json::json!({"n": [-1.0e308]})).is_err());
+        assert!(Preferences::parse(serde_json::json!({"n": 1.5e307, "m": -3, "tiny": 5e-324})).is_ok());
     }
 
     #[test]
