@@ -491,15 +491,15 @@ fn error_frame(error: &ApiError, id: Option<&Value>) -> Bytes {
         _ => {}
     }
     let body = error.envelope(String::new()).error;
-    let details = (!body.details.is_empty()).then(|| json!(body.details));
-    let mut frame = frames::error(body.code, &body.message, details, id);
+    let mut data = json!({ "code": body.code, "message": body.message });
+    if !body.details.is_empty() {
+        data["details"] = json!(body.details);
+    }
     if let ApiError::RateLimited { retry_after_secs, .. } = error {
         // Clients wait this long, as HTTP's Retry-After tells them.
-        let mut value: Value = serde_json::from_slice(&frame).unwrap_or_default();
-        value["data"]["retryAfter"] = json!(retry_after_secs);
-        frame = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        data["retryAfter"] = json!(retry_after_secs);
     }
-    frame
+    frames::frame("error", data, id)
 }
 
 fn session_id(data: &Value) -> Result<SessionId, ApiError> {
