@@ -10,9 +10,8 @@
 //! # let _ = ports; Ok(()) }
 //! ```
 //!
-//! Needs a multi-threaded tokio runtime: diesel-async finishes the blocking
-//! task of a cancelled call with `block_in_place`, which panics on a
-//! current-thread runtime.
+//! Open it inside a tokio runtime: its blocking pool runs every SQLite call,
+//! whichever runtime (actix's current-thread workers included) awaits it.
 
 mod error;
 mod models;

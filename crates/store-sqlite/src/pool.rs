@@ -1,7 +1,8 @@
 //! The connection pool and the one way repository code touches a connection.
 //!
-//! Concurrency strategy: every repository call runs as ONE blocking task on
-//! one pooled connection (`SyncConnectionWrapper::spawn_blocking`), and every
+//! Concurrency strategy: every repository call runs as ONE closure on one
+//! pooled connection (`SyncConnectionWrapper::spawn_blocking`: a blocking
+//! task for the writer, the caller's thread for readers), and every
 //! multi-statement write runs inside `BEGIN IMMEDIATE`. IMMEDIATE takes the
 //! write lock up front, so a writer waits in SQLite's busy handler (bounded by
 //! `busy_timeout`) instead of failing on a read-to-write lock upgrade, which
@@ -18,12 +19,59 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::sync_connection_wrapper::{SpawnBlocking, SyncConnectionWrapper};
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 
 use crate::error::StoreError;
 
-pub(crate) type Conn = SyncConnectionWrapper<SqliteConnection>;
+pub(crate) type Conn = SyncConnectionWrapper<SqliteConnection, Spawner>;
 pub(crate) type DeadpoolError = diesel_async::pooled_connection::deadpool::PoolError;
+
+/// Where a connection runs its work.
+pub(crate) enum Spawner {
+    /// On the store runtime's blocking pool, left to finish on its own when
+    /// the caller goes away. diesel-async's own spawner instead waits for it
+    /// with `block_in_place`, which panics on actix's current-thread workers
+    /// (working around that cost two more thread hops per call). Detaching
+    /// is safe: each call is one closure (a whole transaction included) and
+    /// the connection's mutex keeps the next user waiting until it has ended.
+    Detached(tokio::runtime::Handle),
+    /// On the caller's thread, at once. For reads: in WAL mode they never
+    /// wait for a lock, and a point lookup or a page costs a few tens of
+    /// microseconds, less than the two thread switches a hop to the blocking
+    /// pool costs in this VM (measured with perf: a fifth of the server's CPU
+    /// under load went to switching threads).
+    Inline,
+}
+
+impl SpawnBlocking for Spawner {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
+    where
+        R: Send + 'static,
+    {
+        match self {
+            Spawner::Detached(runtime) => runtime.spawn_blocking(task).map(|joined| joined.map_err(Box::from)).boxed(),
+            Spawner::Inline => futures::future::ready(Ok(task())).boxed(),
+        }
+    }
+
+    fn get_runtime() -> Self {
+        // Only reached through `SyncConnectionWrapper::new`, which this
+        // crate does not call: connections are built with `with_runtime`.
+        Spawner::Detached(tokio::runtime::Handle::current())
+    }
+}
+
+/// How a pool's connections run their work.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Work {
+    Reads,
+    Writes,
+}
 
 /// The per-connection settings. `busy_timeout` comes first so that switching
 /// a fresh file to WAL (which needs a lock) already waits for busy peers.
@@ -44,18 +92,29 @@ pub(crate) fn establish(url: &str, setup: &str) -> diesel::ConnectionResult<Sqli
     Ok(conn)
 }
 
-pub(crate) fn build_pool(url: &str, busy_timeout: Duration, max_size: usize) -> anyhow::Result<Pool<Conn>> {
+pub(crate) fn build_pool(
+    url: &str,
+    busy_timeout: Duration,
+    max_size: usize,
+    runtime: tokio::runtime::Handle,
+    work: Work,
+) -> anyhow::Result<Pool<Conn>> {
     let setup = pragmas(busy_timeout, true);
     let mut config = diesel_async::pooled_connection::ManagerConfig::<Conn>::default();
     config.custom_setup = Box::new(move |url: &str| {
-        let (url, setup) = (url.to_owned(), setup.clone());
+        let (url, setup, runtime) = (url.to_owned(), setup.clone(), runtime.clone());
         Box::pin(async move {
-            // Opening and configuring touch the file: keep them off the
-            // async workers, like every other SQLite call.
-            let conn = tokio::task::spawn_blocking(move || establish(&url, &setup))
+            // Opening and configuring touch the file, and switching to WAL
+            // may wait for another connection's lock: off the async workers.
+            let conn = runtime
+                .spawn_blocking(move || establish(&url, &setup))
                 .await
                 .map_err(|e| diesel::ConnectionError::BadConnection(format!("connection setup task failed: {e}")))??;
-            Ok(Conn::new(conn))
+            let spawner = match work {
+                Work::Reads => Spawner::Inline,
+                Work::Writes => Spawner::Detached(runtime),
+            };
+            Ok(Conn::with_runtime(conn, spawner))
         })
     });
     // A local file connection cannot silently drop; broken transaction state
@@ -65,54 +124,69 @@ pub(crate) fn build_pool(url: &str, busy_timeout: Duration, max_size: usize) -> 
     Ok(Pool::builder(manager).max_size(max_size.max(1)).build()?)
 }
 
-/// The pool plus the checkout timeout; cheap to clone.
+/// The pools plus the checkout timeout; cheap to clone.
+///
+/// Writes go through a pool of ONE connection, so they queue in order on an
+/// async wait here rather than in SQLite's busy handler, which sleeps in
+/// steps of up to 100 ms while another connection holds the write lock
+/// (measured: the tail of concurrent replies). Reads use the other pool and
+/// run beside the writer (WAL).
 #[derive(Clone)]
 pub(crate) struct Db {
-    pub(crate) pool: Pool<Conn>,
+    pub(crate) readers: Pool<Conn>,
+    pub(crate) writer: Pool<Conn>,
     pub(crate) wait_timeout: Duration,
-    /// The multi-threaded runtime the store was opened on. Work runs there as
-    /// a detached task: a caller whose future is dropped (actix drops every
-    /// extractor's future when one fails) must not cancel diesel-async's
-    /// blocking task, whose cancel guard calls `block_in_place` and panics
-    /// on actix's current-thread worker runtimes.
-    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 impl Db {
-    async fn conn(&self) -> Result<Object<Conn>, StoreError> {
+    async fn conn(&self, pool: &Pool<Conn>) -> Result<Object<Conn>, StoreError> {
         // Timed here rather than with deadpool's own timeouts, which would
         // need deadpool's runtime feature.
-        match tokio::time::timeout(self.wait_timeout, self.pool.get()).await {
+        match tokio::time::timeout(self.wait_timeout, pool.get()).await {
             Ok(got) => got.map_err(StoreError::Pool),
             Err(_) => Err(StoreError::PoolTimeout),
         }
     }
 
-    /// Runs `f` on one pooled connection, in one blocking task.
+    /// Runs `f` on one connection of `pool`: inline for the readers, in one
+    /// blocking task for the writer.
+    async fn on<R, F>(&self, pool: &Pool<Conn>, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let mut conn = self.conn(pool).await?;
+        // spawn_blocking wants a QueryResult: carry ours inside it.
+        conn.spawn_blocking(move |c| Ok(f(c))).await.map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f`, a read (one statement or several without a snapshot), on
+    /// the caller's thread.
     pub(crate) async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let db = self.clone();
-        let task = self.runtime.spawn(async move {
-            let mut conn = db.conn().await?;
-            // spawn_blocking wants a QueryResult: carry ours inside it.
-            let outcome = conn.spawn_blocking(move |c| Ok(f(c))).await;
-            drop(conn);
-            outcome?
-        });
-        task.await.map_err(|e| StoreError::Task(e.to_string()))?
+        self.on(&self.readers, f).await
     }
 
-    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: for every write that
-    /// reads first or spans several statements.
+    /// Runs `f`, one writing statement, on the writer connection.
+    pub(crate) async fn exec<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.on(&self.writer, f).await
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer connection:
+    /// for every write that reads first or spans several statements.
     pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.run(move |c| c.immediate_transaction(f)).await
+        self.exec(move |c| c.immediate_transaction(f)).await
     }
 
     /// Runs `f` in a deferred transaction: several reads from one snapshot.

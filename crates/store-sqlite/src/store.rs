@@ -8,7 +8,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use specgen_ports::Store;
 
-use crate::pool::{Db, build_pool, establish, pragmas};
+use crate::pool::{Db, Work, build_pool, establish, pragmas};
 use crate::repo::SqliteRepos;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -18,8 +18,8 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlit
 pub struct SqliteConfig {
     /// The database file; its parent directory is created if missing.
     pub path: PathBuf,
-    /// Pooled connections. SQLite runs one writer at a time whatever this
-    /// is; more connections only let reads proceed beside it.
+    /// Pooled connections: one writes (SQLite runs one writer at a time
+    /// anyway), the others read beside it.
     pub max_connections: usize,
     /// How long a statement waits for another connection's lock before
     /// failing with "database is locked" (reported as `Unavailable`).
@@ -77,14 +77,14 @@ impl SqliteStore {
             .to_str()
             .with_context(|| format!("SQLite database path {} is not valid UTF-8", cfg.path.display()))?
             .to_owned();
-        let pool = build_pool(&url, cfg.busy_timeout, cfg.max_connections)
-            .with_context(|| format!("cannot build the SQLite pool for {url}"))?;
         let runtime =
             tokio::runtime::Handle::try_current().context("the SQLite store must be opened inside a tokio runtime")?;
-        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            anyhow::bail!("the SQLite store needs a multi-threaded tokio runtime");
-        }
-        let db = Db { pool, wait_timeout: cfg.wait_timeout, runtime };
+        let readers =
+            build_pool(&url, cfg.busy_timeout, cfg.max_connections.saturating_sub(1), runtime.clone(), Work::Reads)
+                .with_context(|| format!("cannot build the SQLite pool for {url}"))?;
+        let writer = build_pool(&url, cfg.busy_timeout, 1, runtime, Work::Writes)
+            .with_context(|| format!("cannot build the SQLite pool for {url}"))?;
+        let db = Db { readers, writer, wait_timeout: cfg.wait_timeout };
         Ok(Self { repos: Arc::new(SqliteRepos { db }), url, busy_timeout: cfg.busy_timeout })
     }
 

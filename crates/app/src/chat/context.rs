@@ -59,6 +59,14 @@ pub fn build(system_prompt: Option<&str>, history: &[Message], budget: ContextBu
     picked
 }
 
+/// `history` (oldest first), read beside the insert of `asked` and so
+/// holding it or not, with `asked` last exactly once.
+pub(crate) fn with_newest(history: Option<Vec<Message>>, asked: &Message) -> Vec<Message> {
+    let mut history: Vec<Message> = history.unwrap_or_default().into_iter().filter(|m| m.id != asked.id).collect();
+    history.push(asked.clone());
+    history
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +151,23 @@ mod tests {
         let turns = build(None, &history, ContextBudget::default());
         assert_eq!(turns.len(), 1, "the huge new message alone");
         assert_eq!(turns[0].role, TurnRole::User);
+    }
+
+    #[test]
+    fn the_message_being_answered_ends_the_history_once_whenever_it_was_read() {
+        let older = message(MessageRole::User, MessageStatus::Complete, "older");
+        let asked = message(MessageRole::User, MessageStatus::Complete, "asked");
+        let ids = |h: Vec<Message>| h.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(with_newest(Some(vec![older.clone()]), &asked)),
+            vec![older.id, asked.id],
+            "read before the insert"
+        );
+        assert_eq!(
+            ids(with_newest(Some(vec![older.clone(), asked.clone()]), &asked)),
+            vec![older.id, asked.id],
+            "read after it"
+        );
+        assert_eq!(ids(with_newest(None, &asked)), vec![asked.id], "store could not say");
     }
 }

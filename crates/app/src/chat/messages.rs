@@ -145,7 +145,16 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        match self.store().messages.insert(&user_message).await {
+        // The reply's context is read beside the insert rather than after it:
+        // one store round trip less before the provider is called.
+        let (inserted, history) = if send.ai_reply {
+            let (inserted, history) =
+                tokio::join!(self.store().messages.insert(&user_message), self.context_history(session_id));
+            (inserted, history)
+        } else {
+            (self.store().messages.insert(&user_message).await, None)
+        };
+        match inserted {
             Ok(()) => {}
             // Two sends with one key raced: the other one won; answer with it.
             Err(RepoError::Conflict(_)) => {
@@ -180,7 +189,8 @@ impl App {
             let span = tracing::info_span!("ai.reply", session.id = %session.id);
             self.inner.tasks.spawn_on(
                 async move {
-                    app.run_reply(session, asked, requested, model, emitter, cancel).await;
+                    let history = super::context::with_newest(history, &asked);
+                    app.run_reply(session, asked, history, requested, model, emitter, cancel).await;
                 }
                 .instrument(span),
                 &self.inner.runtime,

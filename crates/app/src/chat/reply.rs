@@ -55,10 +55,14 @@ struct Started {
 
 impl App {
     /// Runs the reply to `asked` to its end and returns the stored final message.
+    /// `history` is the session's latest messages, oldest first, ending
+    /// with `asked`.
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
     pub(crate) async fn run_reply(
         &self,
         session: ChatSession,
         asked: Message,
+        history: Vec<Message>,
         requested: Option<ProviderName>,
         model: Option<String>,
         emitter: Emitter,
@@ -66,18 +70,6 @@ impl App {
     ) -> Message {
         let started = Instant::now();
         let settings = &self.inner.ai;
-        let history = match self
-            .store()
-            .messages
-            .page(asked.session_id, specgen_ports::PageRequest::first(context_page(settings.context.max_messages)))
-            .await
-        {
-            Ok(page) => page.items,
-            Err(e) => {
-                tracing::warn!(error = %e, "history unavailable; answering from the new message alone");
-                vec![asked.clone()]
-            }
-        };
         let turns =
             super::context::build(session.system_prompt.as_ref().map(|p| p.as_str()), &history, settings.context);
 
@@ -420,6 +412,21 @@ fn final_event(reply: &Message) -> ChatEvent {
         MessageStatus::Complete => ChatEvent::Complete(reply.clone()),
         MessageStatus::Cancelled => ChatEvent::Cancelled(reply.clone()),
         _ => ChatEvent::Failed(reply.clone()),
+    }
+}
+
+impl App {
+    /// The latest messages the context may use, oldest first; `None` when
+    /// the store cannot say (the reply then answers the new message alone).
+    pub(crate) async fn context_history(&self, session: specgen_domain::SessionId) -> Option<Vec<Message>> {
+        let page = specgen_ports::PageRequest::first(context_page(self.inner.ai.context.max_messages));
+        match self.store().messages.page(session, page).await {
+            Ok(page) => Some(page.items),
+            Err(e) => {
+                tracing::warn!(error = %e, "history unavailable; answering from the new message alone");
+                None
+            }
+        }
     }
 }
 

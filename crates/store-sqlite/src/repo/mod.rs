@@ -24,12 +24,12 @@ impl StoreHealth for SqliteRepos {
     }
 
     fn pool_status(&self) -> Option<specgen_ports::PoolStatus> {
-        let status = self.db.pool.status();
+        let (readers, writer) = (self.db.readers.status(), self.db.writer.status());
         Some(specgen_ports::PoolStatus {
-            max: status.max_size,
-            open: status.size,
-            idle: status.available,
-            waiting: status.waiting,
+            max: readers.max_size + writer.max_size,
+            open: readers.size + writer.size,
+            idle: readers.available + writer.available,
+            waiting: readers.waiting + writer.waiting,
         })
     }
 }
