@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use specgen_app::ChatEvent;
-use specgen_http::routes::messages::event_json;
+use specgen_http::routes::messages::{event_name, write_event_data};
 
 /// A frame from a client: `{"event", "data", "id"?}`.
 #[derive(Debug, Deserialize)]
@@ -27,9 +27,15 @@ pub(crate) fn frame(event: &str, data: Value, id: Option<&Value>) -> Bytes {
     Bytes::from(serde_json::to_vec(&frame).unwrap_or_default())
 }
 
+/// `{"event": <name>, "data": <data>}`, written straight into one buffer.
 pub(crate) fn chat_event(event: &ChatEvent) -> Bytes {
-    let (name, data) = event_json(event);
-    frame(name, data, None)
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(br#"{"event":""#);
+    out.extend_from_slice(event_name(event).as_bytes());
+    out.extend_from_slice(br#"","data":"#);
+    write_event_data(event, &mut out);
+    out.push(b'}');
+    Bytes::from(out)
 }
 
 /// `error {code, message, details?}`.

@@ -80,32 +80,108 @@ pub struct SentDto {
     pub ai_message: Option<MessageDto>,
 }
 
-/// The wire name and JSON data of an event, as SSE and the WebSocket send it.
-pub fn event_json(event: &ChatEvent) -> (&'static str, serde_json::Value) {
-    use serde_json::json;
+/// The wire name of an event, as SSE and the WebSocket send it.
+pub fn event_name(event: &ChatEvent) -> &'static str {
     match event {
-        ChatEvent::MessageCreated(m) => ("message_created", json!({ "message": MessageDto::from(m) })),
-        ChatEvent::Chunk { message_id, session_id, seq, content, at } => (
-            "message_chunk",
-            json!({"messageId": message_id.to_string(), "sessionId": session_id.to_string(), "seq": seq,
-                   "content": content, "isComplete": false, "timestamp": rfc3339(*at)}),
-        ),
-        ChatEvent::Complete(m) => (
-            "message_complete",
-            json!({"messageId": m.id.to_string(), "sessionId": m.session_id.to_string(), "content": m.content,
-                   "isComplete": true, "provider": m.provider, "model": m.model,
-                   "usage": MessageDto::from(m).usage, "timestamp": rfc3339(m.updated_at)}),
-        ),
-        ChatEvent::Failed(m) => (
-            "message_failed",
-            json!({"messageId": m.id.to_string(), "sessionId": m.session_id.to_string(), "content": m.content,
-                   "error": MessageDto::from(m).error}),
-        ),
-        ChatEvent::Cancelled(m) => (
-            "message_cancelled",
-            json!({"messageId": m.id.to_string(), "sessionId": m.session_id.to_string(), "content": m.content}),
-        ),
+        ChatEvent::MessageCreated(_) => "message_created",
+        ChatEvent::Chunk { .. } => "message_chunk",
+        ChatEvent::Complete(_) => "message_complete",
+        ChatEvent::Failed(_) => "message_failed",
+        ChatEvent::Cancelled(_) => "message_cancelled",
     }
+}
+
+/// The JSON data of an event, as SSE and the WebSocket send it, appended to
+/// `out`. Typed structs rather than a `serde_json::Value`: every chunk of
+/// every reply goes through here twice (SSE and the session feed), and
+/// building a map per chunk was a measurable part of a reply's CPU.
+pub fn write_event_data(event: &ChatEvent, out: &mut Vec<u8>) {
+    use specgen_domain::{MessageId, SessionId};
+
+    #[derive(Serialize)]
+    struct Created {
+        message: MessageDto,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Chunk<'a> {
+        message_id: MessageId,
+        session_id: SessionId,
+        seq: u64,
+        content: &'a str,
+        is_complete: bool,
+        timestamp: String,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Complete<'a> {
+        message_id: MessageId,
+        session_id: SessionId,
+        content: &'a str,
+        is_complete: bool,
+        provider: Option<&'a str>,
+        model: Option<&'a str>,
+        usage: Option<UsageDto>,
+        timestamp: String,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Failed<'a> {
+        message_id: MessageId,
+        session_id: SessionId,
+        content: &'a str,
+        error: Option<MessageErrorDto>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Cancelled<'a> {
+        message_id: MessageId,
+        session_id: SessionId,
+        content: &'a str,
+    }
+
+    let usage =
+        |m: &Message| m.usage.map(|u| UsageDto { input_tokens: u.input_tokens, output_tokens: u.output_tokens });
+    // Serialising these types into a Vec cannot fail.
+    let _ = match event {
+        ChatEvent::MessageCreated(m) => serde_json::to_writer(out, &Created { message: MessageDto::from(m) }),
+        ChatEvent::Chunk { message_id, session_id, seq, content, at } => serde_json::to_writer(
+            out,
+            &Chunk {
+                message_id: *message_id,
+                session_id: *session_id,
+                seq: *seq,
+                content,
+                is_complete: false,
+                timestamp: rfc3339(*at),
+            },
+        ),
+        ChatEvent::Complete(m) => serde_json::to_writer(
+            out,
+            &Complete {
+                message_id: m.id,
+                session_id: m.session_id,
+                content: &m.content,
+                is_complete: true,
+                provider: m.provider.as_deref(),
+                model: m.model.as_deref(),
+                usage: usage(m),
+                timestamp: rfc3339(m.updated_at),
+            },
+        ),
+        ChatEvent::Failed(m) => serde_json::to_writer(
+            out,
+            &Failed {
+                message_id: m.id,
+                session_id: m.session_id,
+                content: &m.content,
+                error: m.error.as_ref().map(|e| MessageErrorDto { code: e.code.clone(), message: e.message.clone() }),
+            },
+        ),
+        ChatEvent::Cancelled(m) => {
+            serde_json::to_writer(out, &Cancelled { message_id: m.id, session_id: m.session_id, content: &m.content })
+        }
+    };
 }
 
 /// A page of messages; items oldest first, `nextCursor` walks back in time.
@@ -269,12 +345,10 @@ fn sse(events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>, ai_reply: bool) 
 }
 
 fn write_sse_frame(buffer: &mut Vec<u8>, event: &ChatEvent) {
-    let (name, data) = event_json(event);
     buffer.extend_from_slice(b"event: ");
-    buffer.extend_from_slice(name.as_bytes());
+    buffer.extend_from_slice(event_name(event).as_bytes());
     buffer.extend_from_slice(b"\ndata: ");
-    // Serialising a `Value` into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buffer, &data);
+    write_event_data(event, buffer);
     buffer.extend_from_slice(b"\n\n");
 }
 

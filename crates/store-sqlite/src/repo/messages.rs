@@ -1,4 +1,5 @@
 use async_trait::async_trait;
+use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use time::OffsetDateTime;
 
@@ -28,7 +29,7 @@ impl MessageRepository for SqliteRepos {
                     .filter(chat_sessions::id.eq(&row.session_id))
                     .filter(chat_sessions::deleted_at.is_null())
                     .select(chat_sessions::last_message_at)
-                    .first(c)
+                    .get_result(c)
                     .optional()?;
                 let Some(last) = last else {
                     return Err(StoreError::NotFound);
@@ -56,7 +57,7 @@ impl MessageRepository for SqliteRepos {
                     .filter(messages::id.eq(id))
                     .filter(messages::session_id.eq(session))
                     .select(MessageRow::as_select())
-                    .first(c)
+                    .get_result(c)
                     .optional()?)
             })
             .await?;
@@ -76,7 +77,7 @@ impl MessageRepository for SqliteRepos {
                     .filter(messages::session_id.eq(&session))
                     .filter(messages::client_message_id.eq(client_id))
                     .select(MessageRow::as_select())
-                    .first(c)
+                    .get_result(c)
                     .optional()?;
                 let Some(asked) = asked else { return Ok(None) };
                 // If a reply was ever retried, the latest attempt is the answer.
@@ -85,7 +86,7 @@ impl MessageRepository for SqliteRepos {
                     .filter(messages::reply_to.eq(&asked.id))
                     .order((messages::created_at.desc(), messages::id.desc()))
                     .select(MessageRow::as_select())
-                    .first(c)
+                    .get_result(c)
                     .optional()?;
                 Ok(Some((asked, reply)))
             })
@@ -98,7 +99,7 @@ impl MessageRepository for SqliteRepos {
 
     async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError> {
         let session = session.to_string();
-        let fetch = i64::try_from(page.limit.get() + 1).unwrap_or(i64::MAX);
+        let fetch = usize::try_from(page.limit.get() + 1).unwrap_or(usize::MAX);
         let rows = self
             .db
             .run(move |c| {
@@ -106,7 +107,6 @@ impl MessageRepository for SqliteRepos {
                 let mut query = messages::table
                     .filter(messages::session_id.eq(session))
                     .select(MessageRow::as_select())
-                    .limit(fetch)
                     .into_boxed();
                 // Keyset pagination on (created_at, id), strictly past the
                 // cursor, read in the direction's order. The leading `<=` /
@@ -122,7 +122,11 @@ impl MessageRepository for SqliteRepos {
                     Direction::Older => query.order((created_at.desc(), id.desc())),
                     Direction::Newer => query.order((created_at.asc(), id.asc())),
                 };
-                Ok(query.load::<MessageRow>(c)?)
+                // The index yields rows in this order, so stepping stops
+                // after `fetch` rows without a LIMIT: a bound LIMIT makes
+                // SQLite prepare the statement again on every run.
+                let rows = query.load_iter::<MessageRow, DefaultLoadingMode>(c)?.take(fetch);
+                Ok(rows.collect::<QueryResult<Vec<_>>>()?)
             })
             .await?;
         let mut built = Page::from_overfetch(decode(rows)?, page.limit, cursor_of);

@@ -31,7 +31,7 @@ impl RefreshTokenRepository for SqliteRepos {
                 Ok(refresh_tokens::table
                     .filter(refresh_tokens::token_hash.eq(hash))
                     .select(RefreshTokenRow::as_select())
-                    .first(c)
+                    .get_result(c)
                     .optional()?)
             })
             .await?;

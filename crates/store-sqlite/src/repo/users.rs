@@ -34,7 +34,7 @@ impl UserRepository for SqliteRepos {
                     .filter(users::email.eq(email))
                     .filter(users::deleted_at.is_null())
                     .select(UserRow::as_select())
-                    .first(c)
+                    .get_result(c)
                     .optional()?)
             })
             .await?;
@@ -50,7 +50,7 @@ impl UserRepository for SqliteRepos {
                     .filter(users::id.eq(id))
                     .filter(users::deleted_at.is_null())
                     .select(UserRow::as_select())
-                    .first(c)
+                    .get_result(c)
                     .optional()?)
             })
             .await?;
@@ -67,7 +67,7 @@ impl UserRepository for SqliteRepos {
                     .filter(users::id.eq(id))
                     .filter(users::deleted_at.is_null())
                     .select(ProfileRow::as_select())
-                    .first(c)
+                    .get_result(c)
                     .optional()?)
             })
             .await?;
