@@ -103,6 +103,7 @@ pub async fn run(base: &str, plan: Plan) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(plan.interval);
     received.store(0, Ordering::Relaxed);
     let cpu_before = crate::stream::cpu_seconds(plan.server_pid)?;
+    let own_cpu_before = crate::stream::cpu_seconds(std::process::id())?;
     for seq in 0..messages {
         ticker.tick().await;
         let frame = json!({"event": "send_message", "data": {
@@ -119,6 +120,7 @@ pub async fn run(base: &str, plan: Plan) -> anyhow::Result<()> {
     let got = received.load(Ordering::Relaxed);
     let expected = (messages * member_count) as u64;
     let cpu = crate::stream::cpu_seconds(plan.server_pid)? - cpu_before;
+    let own_cpu = crate::stream::cpu_seconds(std::process::id())? - own_cpu_before;
     println!(
         "fan-out: {member_count} members, {messages} messages every {} ms: {} ; received {got} of {expected}, lost {}",
         plan.interval.as_millis(),
@@ -129,6 +131,12 @@ pub async fn run(base: &str, plan: Plan) -> anyhow::Result<()> {
         "server CPU during fan-out: {cpu:.2} s, {:.2} ms per message, {:.1} us per delivered frame",
         cpu * 1e3 / messages.max(1) as f64,
         cpu * 1e6 / got.max(1) as f64
+    );
+    // The client shares the cores: what it spends reading is time the
+    // server's writes wait for.
+    println!(
+        "load generator CPU during fan-out: {own_cpu:.2} s, {:.1} us per received frame",
+        own_cpu * 1e6 / got.max(1) as f64
     );
     Ok(())
 }
