@@ -11,6 +11,8 @@ seconds=${SECONDS_PER_LEVEL:-8}
 first_byte_ms=${FIRST_BYTE_MS:-50}
 levels=${LEVELS:-1,50,200}
 target=${CARGO_TARGET_DIR:-target}
+# SERVER_BIN=path runs another build of the server (an A/B against an older commit).
+server_bin=${SERVER_BIN:-$target/release/specgen}
 cargo build --release -q -p specgen -p specgen-loadgen
 dir=$(mktemp -d)
 pids=()
@@ -20,7 +22,7 @@ pids+=($!)
 until [ -s "$dir/fake.url" ]; do sleep 0.05; done
 export SPECGEN_DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/specgen.db" SPECGEN_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
   ANTHROPIC_API_KEY=bench-key ANTHROPIC_BASE_URL="$(head -n1 "$dir/fake.url")" SPECGEN_RATE_MESSAGES=100000000/60
-"$target/release/specgen" serve >"$dir/server.log" 2>&1 &
+"$server_bin" serve >"$dir/server.log" 2>&1 &
 server=$!
 pids+=("$server")
 until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do sleep 0.05; done
