@@ -99,7 +99,7 @@ impl MessageRepository for SqliteRepos {
 
     async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError> {
         let session = session.to_string();
-        let fetch = usize::try_from(page.limit.get() + 1).unwrap_or(usize::MAX);
+        let fetch = page.limit.get() + 1;
         let rows = self
             .db
             .run(move |c| {
