@@ -20,6 +20,9 @@ pub(crate) enum StoreError {
     Pool(DeadpoolError),
     /// The task running the query died (panicked or its runtime shut down).
     Task(String),
+    /// The writer could not open, lock or commit; nothing of this write
+    /// was stored.
+    Writer(String),
 }
 
 impl From<DieselError> for StoreError {
@@ -46,6 +49,7 @@ impl From<StoreError> for RepoError {
             // a connection) means "the store cannot answer now".
             StoreError::Pool(e) => RepoError::Unavailable(format!("SQLite pool: {e}")),
             StoreError::Task(why) => RepoError::unknown(format!("SQLite task failed: {why}")),
+            StoreError::Writer(why) => RepoError::Unavailable(format!("SQLite writer: {why}")),
         };
         if let RepoError::Unavailable(why) = &mapped {
             tracing::warn!(%why, "SQLite store unavailable");

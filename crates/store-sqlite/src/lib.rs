@@ -19,5 +19,6 @@ mod pool;
 mod repo;
 mod schema;
 mod store;
+mod writer;
 
 pub use store::{ConnectionPragmas, SqliteConfig, SqliteStore};

@@ -1,9 +1,8 @@
 //! The connection pool and the one way repository code touches a connection.
 //!
-//! Concurrency strategy: every repository call runs as ONE closure on one
-//! pooled connection (`SyncConnectionWrapper::spawn_blocking`: a blocking
-//! task for the writer, the caller's thread for readers), and every
-//! multi-statement write runs inside `BEGIN IMMEDIATE`. IMMEDIATE takes the
+//! Concurrency strategy: every repository call runs as ONE closure: a read
+//! on a pooled reader connection, on the caller's thread; a write on the
+//! writer thread's connection, inside `BEGIN IMMEDIATE` (see `writer.rs`). IMMEDIATE takes the
 //! write lock up front, so a writer waits in SQLite's busy handler (bounded by
 //! `busy_timeout`) instead of failing on a read-to-write lock upgrade, which
 //! the busy handler cannot wait out. This also holds against other processes
@@ -24,28 +23,19 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use crate::error::StoreError;
+use crate::writer::Writer;
 
-pub(crate) type Conn = SyncConnectionWrapper<SqliteConnection, Spawner>;
+pub(crate) type Conn = SyncConnectionWrapper<SqliteConnection, Inline>;
 pub(crate) type DeadpoolError = diesel_async::pooled_connection::deadpool::PoolError;
 
-/// Where a connection runs its work.
-pub(crate) enum Spawner {
-    /// On the store runtime's blocking pool, left to finish on its own when
-    /// the caller goes away. diesel-async's own spawner instead waits for it
-    /// with `block_in_place`, which panics on actix's current-thread workers
-    /// (working around that cost two more thread hops per call). Detaching
-    /// is safe: each call is one closure (a whole transaction included) and
-    /// the connection's mutex keeps the next user waiting until it has ended.
-    Detached(tokio::runtime::Handle),
-    /// On the caller's thread, at once. For reads: in WAL mode they never
-    /// wait for a lock, and a point lookup or a page costs a few tens of
-    /// microseconds, less than the two thread switches a hop to the blocking
-    /// pool costs in this VM (measured with perf: a fifth of the server's CPU
-    /// under load went to switching threads).
-    Inline,
-}
+/// Runs a reader connection's work on the caller's thread, at once: in WAL
+/// mode reads never wait for a lock, and a point lookup or a page costs a
+/// few tens of microseconds, less than the two thread switches a hop to a
+/// blocking pool costs in this VM (measured with perf: a fifth of the
+/// server's CPU under load went to switching threads).
+pub(crate) struct Inline;
 
-impl SpawnBlocking for Spawner {
+impl SpawnBlocking for Inline {
     fn spawn_blocking<'a, R>(
         &mut self,
         task: impl FnOnce() -> R + Send + 'static,
@@ -53,24 +43,12 @@ impl SpawnBlocking for Spawner {
     where
         R: Send + 'static,
     {
-        match self {
-            Spawner::Detached(runtime) => runtime.spawn_blocking(task).map(|joined| joined.map_err(Box::from)).boxed(),
-            Spawner::Inline => futures::future::ready(Ok(task())).boxed(),
-        }
+        futures::future::ready(Ok(task())).boxed()
     }
 
     fn get_runtime() -> Self {
-        // Only reached through `SyncConnectionWrapper::new`, which this
-        // crate does not call: connections are built with `with_runtime`.
-        Spawner::Detached(tokio::runtime::Handle::current())
+        Inline
     }
-}
-
-/// How a pool's connections run their work.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Work {
-    Reads,
-    Writes,
 }
 
 /// The per-connection settings. `busy_timeout` comes first so that switching
@@ -97,7 +75,6 @@ pub(crate) fn build_pool(
     busy_timeout: Duration,
     max_size: usize,
     runtime: tokio::runtime::Handle,
-    work: Work,
 ) -> anyhow::Result<Pool<Conn>> {
     let setup = pragmas(busy_timeout, true);
     let mut config = diesel_async::pooled_connection::ManagerConfig::<Conn>::default();
@@ -110,11 +87,7 @@ pub(crate) fn build_pool(
                 .spawn_blocking(move || establish(&url, &setup))
                 .await
                 .map_err(|e| diesel::ConnectionError::BadConnection(format!("connection setup task failed: {e}")))??;
-            let spawner = match work {
-                Work::Reads => Spawner::Inline,
-                Work::Writes => Spawner::Detached(runtime),
-            };
-            Ok(Conn::with_runtime(conn, spawner))
+            Ok(Conn::with_runtime(conn, Inline))
         })
     });
     // A local file connection cannot silently drop; broken transaction state
@@ -124,69 +97,60 @@ pub(crate) fn build_pool(
     Ok(Pool::builder(manager).max_size(max_size.max(1)).build()?)
 }
 
-/// The pools plus the checkout timeout; cheap to clone.
+/// The readers' pool, the writer and the checkout timeout; cheap to clone.
 ///
-/// Writes go through a pool of ONE connection, so they queue in order on an
-/// async wait here rather than in SQLite's busy handler, which sleeps in
+/// Writes go to ONE connection on a thread of its own ([`Writer`]), so they
+/// queue in order rather than in SQLite's busy handler, which sleeps in
 /// steps of up to 100 ms while another connection holds the write lock
-/// (measured: the tail of concurrent replies). Reads use the other pool and
-/// run beside the writer (WAL).
+/// (measured: the tail of concurrent replies), and they commit in groups.
+/// Reads use the pool and run beside the writer (WAL).
 #[derive(Clone)]
 pub(crate) struct Db {
     pub(crate) readers: Pool<Conn>,
-    pub(crate) writer: Pool<Conn>,
+    pub(crate) writer: Writer,
     pub(crate) wait_timeout: Duration,
 }
 
 impl Db {
-    async fn conn(&self, pool: &Pool<Conn>) -> Result<Object<Conn>, StoreError> {
+    async fn reader(&self) -> Result<Object<Conn>, StoreError> {
         // Timed here rather than with deadpool's own timeouts, which would
         // need deadpool's runtime feature.
-        match tokio::time::timeout(self.wait_timeout, pool.get()).await {
+        match tokio::time::timeout(self.wait_timeout, self.readers.get()).await {
             Ok(got) => got.map_err(StoreError::Pool),
             Err(_) => Err(StoreError::PoolTimeout),
         }
     }
 
-    /// Runs `f` on one connection of `pool`: inline for the readers, in one
-    /// blocking task for the writer.
-    async fn on<R, F>(&self, pool: &Pool<Conn>, f: F) -> Result<R, StoreError>
-    where
-        F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
-        R: Send + 'static,
-    {
-        let mut conn = self.conn(pool).await?;
-        // spawn_blocking wants a QueryResult: carry ours inside it.
-        conn.spawn_blocking(move |c| Ok(f(c))).await.map_err(|e| StoreError::Task(e.to_string()))?
-    }
-
     /// Runs `f`, a read (one statement or several without a snapshot), on
-    /// the caller's thread.
+    /// a reader connection, on the caller's thread.
     pub(crate) async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.on(&self.readers, f).await
+        let mut conn = self.reader().await?;
+        // spawn_blocking wants a QueryResult: carry ours inside it.
+        conn.spawn_blocking(move |c| Ok(f(c))).await.map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Runs `f`, one writing statement, on the writer connection.
+    /// Runs `f`, one writing statement, on the writer.
     pub(crate) async fn exec<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.on(&self.writer, f).await
+        self.writer.write(f).await
     }
 
-    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer connection:
-    /// for every write that reads first or spans several statements.
+    /// Runs `f` on the writer, all or nothing: for every write that reads
+    /// first or spans several statements. (Every write runs in a savepoint
+    /// of an IMMEDIATE transaction; see [`Writer`].)
     pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.exec(move |c| c.immediate_transaction(f)).await
+        self.writer.write(f).await
     }
 
     /// Runs `f` in a deferred transaction: several reads from one snapshot.

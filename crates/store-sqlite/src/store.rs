@@ -8,8 +8,9 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use specgen_ports::Store;
 
-use crate::pool::{Db, Work, build_pool, establish, pragmas};
+use crate::pool::{Db, build_pool, establish, pragmas};
 use crate::repo::SqliteRepos;
+use crate::writer::Writer;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
@@ -79,11 +80,9 @@ impl SqliteStore {
             .to_owned();
         let runtime =
             tokio::runtime::Handle::try_current().context("the SQLite store must be opened inside a tokio runtime")?;
-        let readers =
-            build_pool(&url, cfg.busy_timeout, cfg.max_connections.saturating_sub(1), runtime.clone(), Work::Reads)
-                .with_context(|| format!("cannot build the SQLite pool for {url}"))?;
-        let writer = build_pool(&url, cfg.busy_timeout, 1, runtime, Work::Writes)
+        let readers = build_pool(&url, cfg.busy_timeout, cfg.max_connections.saturating_sub(1), runtime)
             .with_context(|| format!("cannot build the SQLite pool for {url}"))?;
+        let writer = Writer::start(url.clone(), cfg.busy_timeout).context("cannot start the SQLite writer thread")?;
         let db = Db { readers, writer, wait_timeout: cfg.wait_timeout };
         Ok(Self { repos: Arc::new(SqliteRepos { db }), url, busy_timeout: cfg.busy_timeout })
     }

@@ -24,12 +24,14 @@ impl StoreHealth for SqliteRepos {
     }
 
     fn pool_status(&self) -> Option<specgen_ports::PoolStatus> {
-        let (readers, writer) = (self.db.readers.status(), self.db.writer.status());
+        // The readers' pool, plus the writer thread's one connection,
+        // counted as open and idle: writes queue on it, reads never do.
+        let readers = self.db.readers.status();
         Some(specgen_ports::PoolStatus {
-            max: readers.max_size + writer.max_size,
-            open: readers.size + writer.size,
-            idle: readers.available + writer.available,
-            waiting: readers.waiting + writer.waiting,
+            max: readers.max_size + 1,
+            open: readers.size + 1,
+            idle: readers.available + 1,
+            waiting: readers.waiting,
         })
     }
 }

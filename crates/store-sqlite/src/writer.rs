@@ -1,0 +1,187 @@
+//! The one connection that writes, on a thread of its own, with group commit.
+//!
+//! Writes queue here in order. The thread takes every write waiting (up to
+//! [`MAX_BATCH`]) and runs them in ONE `BEGIN IMMEDIATE` transaction, each
+//! inside a savepoint of its own: a write that fails is rolled back alone,
+//! and its caller gets its own error. Callers hear their outcome only after
+//! the COMMIT, so nothing is acknowledged before it is stored. Under load
+//! this turns one commit (WAL append, lock and wake-up) per write into one
+//! per batch; alone, a write costs what it did on a pooled connection.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel::connection::Connection as _;
+
+use crate::error::StoreError;
+use crate::pool::{establish, pragmas};
+
+/// The most writes one transaction carries: bounds how long the first of
+/// them waits for the others.
+const MAX_BATCH: usize = 64;
+
+/// What a write hands back after running: called once the batch's COMMIT
+/// has succeeded (`None`) or failed (`Some(why)`).
+type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
+type Job = Box<dyn FnOnce(&mut SqliteConnection) -> Deliver + Send>;
+
+/// A handle on the writer thread; cheap to clone. The thread ends when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the thread. The connection is opened on the first write (and
+    /// again after a failure), like a pool's.
+    pub(crate) fn start(url: String, busy_timeout: Duration) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let setup = pragmas(busy_timeout, true);
+        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || run(&url, &setup, &queue))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` in its own savepoint of the next batch and returns its
+    /// result once the batch is committed.
+    pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, outcome) = tokio::sync::oneshot::channel::<Result<R, StoreError>>();
+        let job: Job = Box::new(move |c| {
+            let result = c.transaction(f);
+            Box::new(move |commit_failure: Option<&str>| {
+                let result = match commit_failure {
+                    None => result,
+                    Some(why) => Err(StoreError::Writer(format!("the transaction did not commit: {why}"))),
+                };
+                // A caller that went away no longer listens; the write stands.
+                let _ = reply.send(result);
+            })
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?;
+        // Dropped unanswered: the batch never ran (the database could not be
+        // opened or locked; the writer thread logged why).
+        outcome.await.unwrap_or_else(|_| Err(StoreError::Writer("the database could not be opened or locked".into())))
+    }
+}
+
+fn run(url: &str, setup: &str, queue: &mpsc::Receiver<Job>) {
+    let mut connection: Option<SqliteConnection> = None;
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let conn = match connection.take().map_or_else(|| establish(url, setup), Ok) {
+            Ok(conn) => connection.insert(conn),
+            Err(e) => {
+                tracing::error!(error = %e, writes = batch.len(), "cannot open the SQLite database for writing");
+                continue;
+            }
+        };
+        let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
+        // A panicking write must not take the thread (and every later
+        // write) down with it; the connection, possibly mid-transaction, is
+        // closed (which rolls back) and opened again for the next batch.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            conn.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+                for job in batch.drain(..) {
+                    delivers.push(job(c));
+                }
+                Ok(())
+            })
+        }));
+        match outcome {
+            Ok(Ok(())) => delivers.into_iter().for_each(|deliver| deliver(None)),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, writes = delivers.len() + batch.len(), "a batch of SQLite writes failed");
+                // Start the next batch on a fresh connection, whatever state
+                // this failure left this one in.
+                connection = None;
+                let why = e.to_string();
+                delivers.into_iter().for_each(|deliver| deliver(Some(&why)));
+            }
+            Err(_) => {
+                tracing::error!("a SQLite write panicked; its batch is rolled back");
+                connection = None;
+                delivers.into_iter().for_each(|deliver| deliver(Some("a write in the same batch panicked")));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::RunQueryDsl as _;
+    use diesel::sql_types::Text;
+
+    use super::*;
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+
+    fn insert(c: &mut SqliteConnection, name: &str) -> Result<(), StoreError> {
+        diesel::sql_query("INSERT INTO things (name) VALUES (?)").bind::<Text, _>(name).execute(c)?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_batch_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("w.db").to_str().unwrap().to_owned();
+        let writer = Writer::start(url.clone(), Duration::from_secs(5)).unwrap();
+        writer
+            .write(|c| {
+                diesel::sql_query("CREATE TABLE things (name TEXT PRIMARY KEY)").execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+
+        // Many writes at once, so they share batches; every fifth inserts a
+        // row and then a duplicate, which fails after its first statement.
+        let writes = (0..100).map(|i| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(move |c| {
+                        insert(c, &format!("row {i}"))?;
+                        if i % 5 == 0 {
+                            insert(c, &format!("row {i}"))?;
+                        }
+                        Ok(i)
+                    })
+                    .await
+            })
+        });
+        let outcomes = futures::future::join_all(writes).await;
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            match outcome.unwrap() {
+                Ok(n) => assert!(n == i && i % 5 != 0),
+                Err(e) => assert!(i % 5 == 0, "write {i} failed: {e:?}"),
+            }
+        }
+
+        let mut reader = establish(&url, "").unwrap();
+        let rows: Vec<Row> = diesel::sql_query("SELECT name FROM things").load(&mut reader).unwrap();
+        assert_eq!(rows.len(), 80, "the 80 good writes are stored, nothing of the 20 failed ones");
+        assert!(rows.iter().all(|r| r.name.trim_start_matches("row ").parse::<usize>().unwrap() % 5 != 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_that_cannot_be_opened_fails_each_write_clearly() {
+        let writer = Writer::start("/nonexistent-dir/x/y.db".into(), Duration::from_millis(100)).unwrap();
+        let outcome = writer.write(|_| Ok(())).await;
+        assert!(matches!(outcome, Err(StoreError::Writer(_))), "{outcome:?}");
+    }
+}
