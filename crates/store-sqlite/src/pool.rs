@@ -133,18 +133,8 @@ impl Db {
         conn.spawn_blocking(move |c| Ok(f(c))).await.map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Runs `f`, one writing statement, on the writer.
-    pub(crate) async fn exec<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.writer.write(f).await
-    }
-
-    /// Runs `f` on the writer, all or nothing: for every write that reads
-    /// first or spans several statements. (Every write runs in a savepoint
-    /// of an IMMEDIATE transaction; see [`Writer`].)
+    /// Runs `f` on the writer, all or nothing: each write runs in a
+    /// savepoint of an IMMEDIATE transaction (see [`Writer`]).
     pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<R, StoreError> + Send + 'static,

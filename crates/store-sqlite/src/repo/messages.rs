@@ -140,7 +140,7 @@ impl MessageRepository for SqliteRepos {
     async fn update(&self, message: &Message) -> Result<(), RepoError> {
         let row = MessageRow::from(message);
         self.db
-            .exec(move |c| {
+            .write(move |c| {
                 let changed = diesel::update(messages::table)
                     .filter(messages::id.eq(row.id))
                     .filter(messages::session_id.eq(row.session_id))
@@ -173,7 +173,7 @@ impl MessageRepository for SqliteRepos {
             (error.code.clone(), error.message.clone(), micros(at), micros(stale_before));
         let changed = self
             .db
-            .exec(move |c| {
+            .write(move |c| {
                 Ok(diesel::update(messages::table)
                     .filter(messages::status.eq(MessageStatus::Streaming.as_str()))
                     .filter(messages::updated_at.lt(stale_before))

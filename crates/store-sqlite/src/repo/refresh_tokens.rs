@@ -15,7 +15,7 @@ impl RefreshTokenRepository for SqliteRepos {
     async fn insert(&self, token: &RefreshToken) -> Result<(), RepoError> {
         let row = RefreshTokenRow::from(token);
         self.db
-            .exec(move |c| {
+            .write(move |c| {
                 diesel::insert_into(refresh_tokens::table).values(&row).execute(c)?;
                 Ok(())
             })
@@ -84,7 +84,7 @@ impl RefreshTokenRepository for SqliteRepos {
         let (family, at) = (family.to_string(), micros(at));
         let changed = self
             .db
-            .exec(move |c| {
+            .write(move |c| {
                 Ok(diesel::update(refresh_tokens::table)
                     .filter(refresh_tokens::family_id.eq(family))
                     .filter(refresh_tokens::revoked_at.is_null())
@@ -106,7 +106,7 @@ impl RefreshTokenRepository for SqliteRepos {
         let except: Vec<String> = except_family.iter().map(ToString::to_string).collect();
         let changed = self
             .db
-            .exec(move |c| {
+            .write(move |c| {
                 Ok(diesel::update(refresh_tokens::table)
                     .filter(refresh_tokens::user_id.eq(user))
                     .filter(refresh_tokens::revoked_at.is_null())

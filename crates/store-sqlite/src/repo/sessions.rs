@@ -101,7 +101,7 @@ impl SessionRepository for SqliteRepos {
     async fn update(&self, session: &ChatSession) -> Result<(), RepoError> {
         let row = SessionRow::from(session);
         self.db
-            .exec(move |c| {
+            .write(move |c| {
                 let changed = diesel::update(chat_sessions::table)
                     .filter(chat_sessions::id.eq(row.id))
                     .filter(chat_sessions::deleted_at.is_null())
@@ -122,7 +122,7 @@ impl SessionRepository for SqliteRepos {
     async fn soft_delete(&self, id: SessionId, at: OffsetDateTime) -> Result<(), RepoError> {
         let (id, at) = (id.to_string(), micros(at));
         self.db
-            .exec(move |c| {
+            .write(move |c| {
                 let changed = diesel::update(chat_sessions::table)
                     .filter(chat_sessions::id.eq(id))
                     .filter(chat_sessions::deleted_at.is_null())
@@ -169,7 +169,7 @@ impl SessionRepository for SqliteRepos {
     async fn remove_participant(&self, id: SessionId, user: UserId) -> Result<(), RepoError> {
         let (id, user) = (id.to_string(), user.to_string());
         self.db
-            .exec(move |c| {
+            .write(move |c| {
                 let removed = diesel::delete(session_participants::table)
                     .filter(session_participants::session_id.eq(id))
                     .filter(session_participants::user_id.eq(user))

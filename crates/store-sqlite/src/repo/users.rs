@@ -77,7 +77,7 @@ impl UserRepository for SqliteRepos {
     async fn update_profile(&self, profile: &Profile) -> Result<(), RepoError> {
         let row = ProfileRow::from(profile);
         self.db
-            .exec(move |c| {
+            .write(move |c| {
                 // One statement: the liveness check and the write cannot race.
                 let live = users::table
                     .filter(users::id.eq(row.user_id.clone()))
@@ -99,7 +99,7 @@ impl UserRepository for SqliteRepos {
     ) -> Result<(), RepoError> {
         let (id, hash, after) = (id.to_string(), hash.as_str().to_owned(), micros(tokens_valid_after));
         self.db
-            .exec(move |c| {
+            .write(move |c| {
                 let changed = diesel::update(users::table)
                     .filter(users::id.eq(id))
                     .filter(users::deleted_at.is_null())
@@ -114,7 +114,7 @@ impl UserRepository for SqliteRepos {
     async fn set_tokens_valid_after(&self, id: UserId, at: OffsetDateTime) -> Result<(), RepoError> {
         let (id, at) = (id.to_string(), micros(at));
         self.db
-            .exec(move |c| {
+            .write(move |c| {
                 let changed = diesel::update(users::table)
                     .filter(users::id.eq(id))
                     .filter(users::deleted_at.is_null())
