@@ -1,15 +1,15 @@
 //! The connection pool and the one way repository code touches a connection.
 //!
-//! Concurrency strategy: every repository call runs as ONE closure: a read
-//! on a pooled reader connection, on the caller's thread; a write on the
-//! writer thread's connection, inside `BEGIN IMMEDIATE` (see `writer.rs`). IMMEDIATE takes the
-//! write lock up front, so a writer waits in SQLite's busy handler (bounded by
+//! Concurrency strategy: every repository call runs as ONE closure. A read
+//! runs on a pooled reader connection, on the caller's thread, and cannot be
+//! interrupted half-way. A write runs on the writer thread's connection
+//! (`writer.rs`) inside `BEGIN IMMEDIATE`: IMMEDIATE takes the write lock up
+//! front, so the writer waits in SQLite's busy handler (bounded by
 //! `busy_timeout`) instead of failing on a read-to-write lock upgrade, which
-//! the busy handler cannot wait out. This also holds against other processes
-//! using the same file (a CLI, a second instance), which an in-process mutex
-//! would not cover. Running the whole transaction in one blocking task means
-//! a cancelled request can never leave a transaction open on a pooled
-//! connection: the task runs to COMMIT or ROLLBACK regardless.
+//! the busy handler cannot wait out; that also holds against other processes
+//! using the same file (a CLI, a second instance). A caller that goes away
+//! never leaves a transaction open: the writer thread runs every write it
+//! has taken to COMMIT or ROLLBACK regardless.
 
 use std::time::Duration;
 

@@ -148,9 +148,7 @@ impl App {
         // The reply's context is read beside the insert rather than after it:
         // one store round trip less before the provider is called.
         let (inserted, history) = if send.ai_reply {
-            let (inserted, history) =
-                tokio::join!(self.store().messages.insert(&user_message), self.context_history(session_id));
-            (inserted, history)
+            tokio::join!(self.store().messages.insert(&user_message), self.context_history(session_id))
         } else {
             (self.store().messages.insert(&user_message).await, None)
         };
