@@ -1,5 +1,7 @@
-//! The embedded store: every port of `specgen-ports` on one SQLite file,
-//! through a deadpool pool of `SyncConnectionWrapper<SqliteConnection>`.
+//! The embedded store: every port of `specgen-ports` on one SQLite file.
+//! Reads go through a deadpool pool of `SyncConnectionWrapper<SqliteConnection>`
+//! and run on the caller's thread; writes go to one connection on a thread
+//! of its own, which commits them in groups (`writer.rs`).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -10,8 +12,9 @@
 //! # let _ = ports; Ok(()) }
 //! ```
 //!
-//! Open it inside a tokio runtime: its blocking pool runs every SQLite call,
-//! whichever runtime (actix's current-thread workers included) awaits it.
+//! Open it inside a tokio runtime: its blocking pool opens the reader
+//! connections. Any runtime (actix's current-thread workers included) may
+//! await the store's calls.
 
 mod error;
 mod models;
