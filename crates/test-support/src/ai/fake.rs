@@ -28,7 +28,9 @@ pub enum FakeBehaviour {
     Status { status: u16, retry_after: Option<u64>, body: String },
     /// Sends nothing at all for `delay` (no head, no byte), then the whole
     /// stream at once: an upstream with a fixed time to first byte, for
-    /// measuring what the gateway adds on top of it.
+    /// measuring what the gateway adds on top of it. The first delta's text
+    /// starts with [`UPSTREAM_OWN_TIME_PREFIX`] and the fake's own time, in
+    /// microseconds, from having read the request to writing that delta.
     FirstByteAfter { delay: Duration, chunks: Vec<String> },
     /// Sends the response head and the stream's preamble at once, then waits
     /// `delay` before the first delta.
@@ -46,6 +48,20 @@ pub enum FakeBehaviour {
     /// Streams the first `after_chunks` deltas, then the provider's in-stream
     /// error event with `kind` and `message`.
     ErrorEvent { chunks: Vec<String>, after_chunks: usize, kind: String, message: String },
+}
+
+/// Starts the first delta of [`FakeBehaviour::FirstByteAfter`], followed by
+/// the fake's own time to that delta in whole microseconds and a space. The
+/// benchmark subtracts it, so the fake's timer slack and its preamble writes
+/// are not counted as what the server adds.
+pub const UPSTREAM_OWN_TIME_PREFIX: &str = "upstream-us:";
+
+/// The fake's own time to first token, read back from the start of a reply's
+/// first chunk (see [`UPSTREAM_OWN_TIME_PREFIX`]).
+pub fn upstream_own_time(first_chunk: &str) -> Option<Duration> {
+    let rest = first_chunk.strip_prefix(UPSTREAM_OWN_TIME_PREFIX)?;
+    let micros = rest.split(' ').next()?.parse().ok()?;
+    Some(Duration::from_micros(micros))
 }
 
 /// One request as the fake received it.
@@ -172,6 +188,7 @@ async fn serve_one(
     let Some(request) = read_request(reader).await else {
         return false;
     };
+    let received = std::time::Instant::now();
     let routed = request.method == "POST" && request.path == shared.wire.completion_path();
     let model = request.body["model"].as_str().unwrap_or("unknown-model").to_owned();
     shared.requests.lock().unwrap().push(request);
@@ -194,7 +211,7 @@ async fn serve_one(
     // Watch the read side while streaming: EOF there (or a failed write) is
     // the client going away, which tests of early drops wait for.
     let peer_gone = tokio::select! {
-        written = stream_steps(writer, steps, keep_alive) => written.is_err(),
+        written = stream_steps(writer, steps, keep_alive, &render, received) => written.is_err(),
         () = wait_for_eof(reader) => true,
     };
     if peer_gone {
@@ -215,6 +232,9 @@ async fn precise_sleep(delay: Duration) {
 
 enum Step {
     Send(String),
+    /// A delta whose text is prefixed, when it is sent, with the fake's own
+    /// time since it read the request (see [`UPSTREAM_OWN_TIME_PREFIX`]).
+    SendStamped(String),
     Sleep(Duration),
     /// Close the socket mid-body.
     Cut,
@@ -241,7 +261,10 @@ fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
             steps.push(Step::End);
         }
         FakeBehaviour::FirstByteAfter { chunks, .. } => {
-            steps.extend(deltas(chunks, Duration::ZERO));
+            if let Some((first, rest)) = chunks.split_first() {
+                steps.push(Step::SendStamped(first.clone()));
+                steps.extend(deltas(rest, Duration::ZERO));
+            }
             steps.extend(finish());
             steps.push(Step::End);
         }
@@ -277,7 +300,13 @@ fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
     steps
 }
 
-async fn stream_steps(writer: &mut OwnedWriteHalf, steps: Vec<Step>, keep_alive: bool) -> std::io::Result<()> {
+async fn stream_steps(
+    writer: &mut OwnedWriteHalf,
+    steps: Vec<Step>,
+    keep_alive: bool,
+    render: &Render<'_>,
+    received: std::time::Instant,
+) -> std::io::Result<()> {
     let connection = if keep_alive { "keep-alive" } else { "close" };
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
@@ -287,12 +316,10 @@ async fn stream_steps(writer: &mut OwnedWriteHalf, steps: Vec<Step>, keep_alive:
     writer.flush().await?;
     for step in steps {
         match step {
-            Step::Send(event) => {
-                // One SSE event per HTTP chunk, flushed, so the client sees
-                // it now rather than when a buffer fills.
-                let frame = format!("{:x}\r\n{event}\r\n", event.len());
-                writer.write_all(frame.as_bytes()).await?;
-                writer.flush().await?;
+            Step::Send(event) => send_event(writer, &event).await?,
+            Step::SendStamped(text) => {
+                let own = received.elapsed().as_micros();
+                send_event(writer, &render.delta(&format!("{UPSTREAM_OWN_TIME_PREFIX}{own} {text}"))).await?;
             }
             Step::Sleep(pause) => tokio::time::sleep(pause).await,
             Step::Cut => return Ok(()),
@@ -307,6 +334,14 @@ async fn stream_steps(writer: &mut OwnedWriteHalf, steps: Vec<Step>, keep_alive:
         }
     }
     Ok(())
+}
+
+/// One SSE event per HTTP chunk, flushed, so the client sees it now rather
+/// than when a buffer fills.
+async fn send_event(writer: &mut OwnedWriteHalf, event: &str) -> std::io::Result<()> {
+    let frame = format!("{:x}\r\n{event}\r\n", event.len());
+    writer.write_all(frame.as_bytes()).await?;
+    writer.flush().await
 }
 
 /// Resolves when the client closes its side (or the socket fails). The client

@@ -13,7 +13,7 @@ pub mod contract;
 mod fake;
 mod wire;
 
-pub use fake::{FakeBehaviour, FakeUpstream, RecordedRequest};
+pub use fake::{FakeBehaviour, FakeUpstream, RecordedRequest, UPSTREAM_OWN_TIME_PREFIX, upstream_own_time};
 
 use specgen_ports::{ChatTurn, CompletionRequest, TokenUsage, TurnRole};
 
