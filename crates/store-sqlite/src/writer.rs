@@ -7,12 +7,17 @@
 //! the COMMIT, so nothing is acknowledged before it is stored. Under load
 //! this turns one commit (WAL append, lock and wake-up) per write into one
 //! per batch; alone, a write costs what it did on a pooled connection.
+//!
+//! Checkpoints (copying committed pages from the WAL into the database file,
+//! with an fsync of each) run on a second thread, never in a write: SQLite
+//! would otherwise run one inside whichever commit crossed 1,000 WAL pages,
+//! stalling it and every write queued behind it for several milliseconds.
 
 use std::sync::mpsc;
 use std::time::Duration;
 
 use diesel::SqliteConnection;
-use diesel::connection::Connection as _;
+use diesel::connection::{Connection as _, SimpleConnection as _};
 
 use crate::error::StoreError;
 use crate::pool::{establish, pragmas};
@@ -20,6 +25,11 @@ use crate::pool::{establish, pragmas};
 /// The most writes one transaction carries: bounds how long the first of
 /// them waits for the others.
 const MAX_BATCH: usize = 64;
+
+/// How long the checkpointer lets commits gather before copying them into
+/// the database file: one checkpoint (and its fsyncs) per round, not per
+/// commit, while the WAL stays small.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// What a write hands back after running: called once the batch's COMMIT
 /// has succeeded (`None`) or failed (`Some(why)`).
@@ -38,8 +48,19 @@ impl Writer {
     /// again after a failure), like a pool's.
     pub(crate) fn start(url: String, busy_timeout: Duration) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        // One pending signal is enough: the checkpointer copies every commit
+        // made before it runs.
+        let (committed, commits) = mpsc::sync_channel::<()>(1);
         let setup = pragmas(busy_timeout, true);
-        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || run(&url, &setup, &queue))?;
+        let checkpointer_setup = setup.clone();
+        let checkpointer_url = url.clone();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint(&checkpointer_url, &checkpointer_setup, &commits))?;
+        let setup = format!("{setup} PRAGMA wal_autocheckpoint = 0;");
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&url, &setup, &queue, &committed))?;
         Ok(Self { jobs })
     }
 
@@ -69,7 +90,7 @@ impl Writer {
     }
 }
 
-fn run(url: &str, setup: &str, queue: &mpsc::Receiver<Job>) {
+fn run(url: &str, setup: &str, queue: &mpsc::Receiver<Job>, committed: &mpsc::SyncSender<()>) {
     let mut connection: Option<SqliteConnection> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -99,7 +120,12 @@ fn run(url: &str, setup: &str, queue: &mpsc::Receiver<Job>) {
             })
         }));
         match outcome {
-            Ok(Ok(())) => delivers.into_iter().for_each(|deliver| deliver(None)),
+            Ok(Ok(())) => {
+                delivers.into_iter().for_each(|deliver| deliver(None));
+                // Full: a signal is already pending. Disconnected cannot
+                // happen while this thread holds the sender.
+                let _ = committed.try_send(());
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, writes = delivers.len() + batch.len(), "a batch of SQLite writes failed");
                 // Start the next batch on a fresh connection, whatever state
@@ -113,6 +139,28 @@ fn run(url: &str, setup: &str, queue: &mpsc::Receiver<Job>) {
                 connection = None;
                 delivers.into_iter().for_each(|deliver| deliver(Some("a write in the same batch panicked")));
             }
+        }
+    }
+}
+
+/// Copies committed pages from the WAL into the database file, a round at
+/// a time, until the writer thread ends. `PASSIVE` takes no lock that a
+/// reader or the writer waits for, so neither ever stalls on it.
+fn checkpoint(url: &str, setup: &str, commits: &mpsc::Receiver<()>) {
+    let mut connection: Option<SqliteConnection> = None;
+    while commits.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        while commits.try_recv().is_ok() {}
+        let conn = match connection.take().map_or_else(|| establish(url, setup), Ok) {
+            Ok(conn) => connection.insert(conn),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the SQLite database to checkpoint; the WAL grows until it can");
+                continue;
+            }
+        };
+        if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+            tracing::warn!(error = %e, "a SQLite checkpoint failed; the next round tries again");
+            connection = None;
         }
     }
 }
@@ -176,6 +224,37 @@ mod tests {
         let rows: Vec<Row> = diesel::sql_query("SELECT name FROM things").load(&mut reader).unwrap();
         assert_eq!(rows.len(), 80, "the 80 good writes are stored, nothing of the 20 failed ones");
         assert!(rows.iter().all(|r| r.name.trim_start_matches("row ").parse::<usize>().unwrap() % 5 != 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_writes_reach_the_database_file_while_the_writer_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let writer = Writer::start(path.to_str().unwrap().to_owned(), Duration::from_secs(5)).unwrap();
+        writer
+            .write(|c| {
+                diesel::sql_query("CREATE TABLE things (name TEXT PRIMARY KEY)").execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let file_len = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let before = file_len();
+        // Far fewer pages than SQLite's own 1,000-page checkpoint threshold,
+        // which the writer's connection no longer applies anyway: only the
+        // checkpointer thread can bring these rows into the file.
+        for i in 0..50 {
+            writer.write(move |c| insert(c, &format!("{i:0>200}"))).await.unwrap();
+        }
+        let grown = async {
+            while file_len() <= before {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), grown)
+            .await
+            .expect("the database file grows: the checkpointer copied the committed pages into it");
+        drop(writer);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
