@@ -2,8 +2,8 @@
 //!
 //! Writes queue here in order. The thread takes every write waiting (up to
 //! [`MAX_BATCH`]) and runs them in ONE `BEGIN IMMEDIATE` transaction, each
-//! inside a savepoint of its own: a write that fails is rolled back alone,
-//! and its caller gets its own error. Callers hear their outcome only after
+//! inside a savepoint of its own (or directly, when it is the only one): a
+//! write that fails is rolled back alone, and its caller gets its own error. Callers hear their outcome only after
 //! the COMMIT, so nothing is acknowledged before it is stored. Under load
 //! this turns one commit (WAL append, lock and wake-up) per write into one
 //! per batch; alone, a write costs what it did on a pooled connection.
@@ -34,7 +34,24 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// What a write hands back after running: called once the batch's COMMIT
 /// has succeeded (`None`) or failed (`Some(why)`).
 type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&mut SqliteConnection) -> Deliver + Send>;
+type Job = Box<dyn FnOnce(&mut SqliteConnection, Nesting) -> Ran + Send>;
+
+/// How a write runs inside its batch's transaction.
+#[derive(Clone, Copy)]
+enum Nesting {
+    /// In a savepoint of its own, so that its failure undoes only its work.
+    Savepoint,
+    /// Directly: it is the batch's only write, and its failure rolls the
+    /// whole transaction back. Saves the savepoint's SQL (parsed anew each
+    /// time) and its journal of page copies, the common case at low load.
+    Alone,
+}
+
+/// A write that has run: whether it succeeded, and how to hand back its result.
+struct Ran {
+    succeeded: bool,
+    deliver: Deliver,
+}
 
 /// A handle on the writer thread; cheap to clone. The thread ends when the
 /// last handle is dropped.
@@ -72,16 +89,21 @@ impl Writer {
         R: Send + 'static,
     {
         let (reply, outcome) = tokio::sync::oneshot::channel::<Result<R, StoreError>>();
-        let job: Job = Box::new(move |c| {
-            let result = c.transaction(f);
-            Box::new(move |commit_failure: Option<&str>| {
+        let job: Job = Box::new(move |c, nesting| {
+            let result = match nesting {
+                Nesting::Savepoint => c.transaction(f),
+                Nesting::Alone => f(c),
+            };
+            let succeeded = result.is_ok();
+            let deliver: Deliver = Box::new(move |commit_failure: Option<&str>| {
                 let result = match commit_failure {
                     None => result,
                     Some(why) => Err(StoreError::Writer(format!("the transaction did not commit: {why}"))),
                 };
                 // A caller that went away no longer listens; the write stands.
                 let _ = reply.send(result);
-            })
+            });
+            Ran { succeeded, deliver }
         });
         self.jobs.send(job).map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?;
         // Dropped unanswered: the batch never ran (the database could not be
@@ -108,18 +130,28 @@ fn run(url: &str, setup: &str, queue: &mpsc::Receiver<Job>, committed: &mpsc::Sy
             }
         };
         let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
+        let nesting = if batch.len() == 1 { Nesting::Alone } else { Nesting::Savepoint };
         // A panicking write must not take the thread (and every later
         // write) down with it; the connection, possibly mid-transaction, is
         // closed (which rolls back) and opened again for the next batch.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             conn.immediate_transaction::<_, diesel::result::Error, _>(|c| {
                 for job in batch.drain(..) {
-                    delivers.push(job(c));
+                    let ran = job(c, nesting);
+                    delivers.push(ran.deliver);
+                    if !ran.succeeded && matches!(nesting, Nesting::Alone) {
+                        return Err(diesel::result::Error::RollbackTransaction);
+                    }
                 }
                 Ok(())
             })
         }));
         match outcome {
+            // The batch's only write failed and was rolled back: its caller
+            // gets that write's own error.
+            Ok(Err(diesel::result::Error::RollbackTransaction)) if matches!(nesting, Nesting::Alone) => {
+                delivers.into_iter().for_each(|deliver| deliver(None));
+            }
             Ok(Ok(())) => {
                 delivers.into_iter().for_each(|deliver| deliver(None));
                 // Full: a signal is already pending. Disconnected cannot
@@ -224,6 +256,42 @@ mod tests {
         let rows: Vec<Row> = diesel::sql_query("SELECT name FROM things").load(&mut reader).unwrap();
         assert_eq!(rows.len(), 80, "the 80 good writes are stored, nothing of the 20 failed ones");
         assert!(rows.iter().all(|r| r.name.trim_start_matches("row ").parse::<usize>().unwrap() % 5 != 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_alone_in_its_batch_is_rolled_back_with_its_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("a.db").to_str().unwrap().to_owned();
+        let writer = Writer::start(url.clone(), Duration::from_secs(5)).unwrap();
+        writer
+            .write(|c| {
+                diesel::sql_query("CREATE TABLE things (name TEXT PRIMARY KEY)").execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+
+        // One write at a time, so each is alone in its batch: the second
+        // stores a row, then fails on its duplicate.
+        writer.write(|c| insert(c, "kept")).await.unwrap();
+        let failed = writer
+            .write(|c| {
+                insert(c, "undone")?;
+                insert(c, "undone")
+            })
+            .await;
+        assert!(matches!(failed, Err(ref e) if !matches!(e, StoreError::Writer(_))), "its own error: {failed:?}");
+        writer.write(|c| insert(c, "after")).await.unwrap();
+
+        let mut reader = establish(&url, "").unwrap();
+        let mut names: Vec<String> = diesel::sql_query("SELECT name FROM things")
+            .load::<Row>(&mut reader)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["after", "kept"], "the failed write left nothing behind");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
