@@ -9,6 +9,9 @@ cd "$(dirname "$0")/../.."
 port=${PORT:-18082}
 seconds=${SECONDS_PER_LEVEL:-8}
 first_byte_ms=${FIRST_BYTE_MS:-50}
+# CHUNK_MS=20 paces the chunks like a model writing 50 tokens a second; the
+# default 0 sends them all at once, the harder case for CPU and queueing.
+chunk_ms=${CHUNK_MS:-0}
 levels=${LEVELS:-1,50,200}
 target=${CARGO_TARGET_DIR:-target}
 # SERVER_BIN=path runs another build of the server (an A/B against an older commit).
@@ -17,7 +20,7 @@ cargo build --release -q -p specgen -p specgen-loadgen
 dir=$(mktemp -d)
 pids=()
 trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-"$target/release/specgen-loadgen" fake-upstream --first-byte-ms "$first_byte_ms" --chunks 50 --seconds 600 >"$dir/fake.url" &
+"$target/release/specgen-loadgen" fake-upstream --first-byte-ms "$first_byte_ms" --chunks 50 --chunk-ms "$chunk_ms" --seconds 600 >"$dir/fake.url" &
 pids+=($!)
 until [ -s "$dir/fake.url" ]; do sleep 0.05; done
 export SPECGEN_DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/specgen.db" SPECGEN_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
@@ -29,6 +32,6 @@ until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do sleep 0
 token=$(curl -fs -X POST -H 'content-type: application/json' \
   -d '{"email":"stream-bench@example.com","password":"Bench-Marmot-2024","name":"Bench"}' \
   "http://127.0.0.1:$port/api/v1/auth/register" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tokens"]["accessToken"])')
-echo "machine: $(nproc) cores; store: sqlite (WAL); upstream first byte: ${first_byte_ms} ms, 50 chunks"
+echo "machine: $(nproc) cores; store: sqlite (WAL); upstream first byte: ${first_byte_ms} ms, 50 chunks, ${chunk_ms} ms apart"
 "$target/release/specgen-loadgen" --base "http://127.0.0.1:$port" stream --token "$token" --levels "$levels" \
-  --seconds "$seconds" --first-byte-ms "$first_byte_ms" --server-pid "$server"
+  --seconds "$seconds" --first-byte-ms "$first_byte_ms" --stagger-ms $((first_byte_ms + 50 * chunk_ms)) --server-pid "$server"

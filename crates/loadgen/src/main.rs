@@ -37,6 +37,11 @@ enum Command {
         first_byte_ms: u64,
         #[arg(long, default_value_t = 50)]
         chunks: usize,
+        /// Pause before each chunk after the first, in milliseconds: 0 sends
+        /// them all at once (the stress case), 20 is a model writing 50
+        /// tokens a second.
+        #[arg(long, default_value_t = 0)]
+        chunk_ms: u64,
         /// Seconds to stay up.
         #[arg(long, default_value_t = 120)]
         seconds: u64,
@@ -54,6 +59,10 @@ enum Command {
         /// The fake upstream's first-byte delay, subtracted from each measurement.
         #[arg(long, default_value_t = 50)]
         first_byte_ms: u64,
+        /// Spread the streams' first requests over this many milliseconds
+        /// (about one reply's length), so that they do not run in lockstep.
+        #[arg(long, default_value_t = 0)]
+        stagger_ms: u64,
         /// The server's process id, for its CPU time.
         #[arg(long)]
         server_pid: u32,
@@ -98,11 +107,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Auth { concurrency, seconds } => auth::run(&cli.base, concurrency, seconds).await,
-        Command::FakeUpstream { first_byte_ms, chunks, seconds } => {
-            stream::fake_upstream(first_byte_ms, chunks, seconds).await
+        Command::FakeUpstream { first_byte_ms, chunks, chunk_ms, seconds } => {
+            stream::fake_upstream(first_byte_ms, chunks, chunk_ms, seconds).await
         }
-        Command::Stream { token, levels, seconds, first_byte_ms, server_pid } => {
-            stream::run(&cli.base, &token, &levels, seconds, first_byte_ms, server_pid).await
+        Command::Stream { token, levels, seconds, first_byte_ms, stagger_ms, server_pid } => {
+            let stagger = std::time::Duration::from_millis(stagger_ms);
+            stream::run(&cli.base, &token, &levels, seconds, first_byte_ms, stagger, server_pid).await
         }
         Command::K6(args) => scenario::run(&cli.base, args).await,
         Command::Ws {

@@ -16,11 +16,15 @@ use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire, upstream_o
 use crate::stats::Latencies;
 
 /// Runs a fake upstream until `seconds` pass, printing its base URL first.
-pub async fn fake_upstream(first_byte_ms: u64, chunks: usize, seconds: u64) -> anyhow::Result<()> {
+pub async fn fake_upstream(first_byte_ms: u64, chunks: usize, chunk_ms: u64, seconds: u64) -> anyhow::Result<()> {
     let chunks = (0..chunks).map(|i| format!("tok{i} ")).collect();
     let fake = FakeUpstream::start(
         FakeWire::Anthropic,
-        FakeBehaviour::FirstByteAfter { delay: Duration::from_millis(first_byte_ms), chunks },
+        FakeBehaviour::FirstByteAfter {
+            delay: Duration::from_millis(first_byte_ms),
+            chunks,
+            chunk_delay: Duration::from_millis(chunk_ms),
+        },
     )
     .await;
     println!("{}", fake.base_url());
@@ -101,6 +105,7 @@ pub async fn run(
     levels: &[usize],
     seconds: u64,
     first_byte_ms: u64,
+    stagger: Duration,
     server_pid: u32,
 ) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
@@ -114,9 +119,15 @@ pub async fn run(
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let tasks: Vec<_> = urls
             .into_iter()
-            .map(|url| {
+            .enumerate()
+            .map(|(i, url)| {
                 let (client, token) = (client.clone(), token.to_owned());
+                // Spread the streams' starts over one reply's length: paced
+                // replies all last the same, so streams started together
+                // would stay in lockstep and measure one burst after another.
+                let start_after = stagger.mul_f64(i as f64 / streams as f64);
                 tokio::spawn(async move {
+                    tokio::time::sleep(start_after).await;
                     let (mut nominal, mut exact) = (Latencies::new(), Latencies::new());
                     let (mut complete, mut failed) = (0u64, 0u64);
                     while Instant::now() < deadline {

@@ -26,12 +26,13 @@ pub enum FakeBehaviour {
     /// Answers `status` with `body` (JSON) and an optional `retry-after`
     /// header in seconds; no stream.
     Status { status: u16, retry_after: Option<u64>, body: String },
-    /// Sends nothing at all for `delay` (no head, no byte), then the whole
-    /// stream at once: an upstream with a fixed time to first byte, for
-    /// measuring what the gateway adds on top of it. The first delta's text
-    /// starts with [`UPSTREAM_OWN_TIME_PREFIX`] and the fake's own time, in
+    /// Sends nothing at all for `delay` (no head, no byte), then the stream,
+    /// with `chunk_delay` before each delta after the first (zero: all at
+    /// once): an upstream with a fixed time to first byte, for measuring
+    /// what the gateway adds on top of it. The first delta's text starts
+    /// with [`UPSTREAM_OWN_TIME_PREFIX`] and the fake's own time, in
     /// microseconds, from having read the request to writing that delta.
-    FirstByteAfter { delay: Duration, chunks: Vec<String> },
+    FirstByteAfter { delay: Duration, chunks: Vec<String>, chunk_delay: Duration },
     /// Sends the response head and the stream's preamble at once, then waits
     /// `delay` before the first delta.
     SlowFirstToken { delay: Duration, chunks: Vec<String> },
@@ -260,10 +261,10 @@ fn script(behaviour: &FakeBehaviour, render: &Render<'_>) -> Vec<Step> {
             steps.extend(finish());
             steps.push(Step::End);
         }
-        FakeBehaviour::FirstByteAfter { chunks, .. } => {
+        FakeBehaviour::FirstByteAfter { chunks, chunk_delay, .. } => {
             if let Some((first, rest)) = chunks.split_first() {
                 steps.push(Step::SendStamped(first.clone()));
-                steps.extend(deltas(rest, Duration::ZERO));
+                steps.extend(deltas(rest, *chunk_delay));
             }
             steps.extend(finish());
             steps.push(Step::End);
