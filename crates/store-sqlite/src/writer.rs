@@ -3,10 +3,11 @@
 //! Writes queue here in order. The thread takes every write waiting (up to
 //! [`MAX_BATCH`]) and runs them in ONE `BEGIN IMMEDIATE` transaction, each
 //! inside a savepoint of its own (or directly, when it is the only one): a
-//! write that fails is rolled back alone, and its caller gets its own error. Callers hear their outcome only after
-//! the COMMIT, so nothing is acknowledged before it is stored. Under load
-//! this turns one commit (WAL append, lock and wake-up) per write into one
-//! per batch; alone, a write costs what it did on a pooled connection.
+//! write that fails is rolled back alone, and its caller gets its own error.
+//! Callers hear their outcome only after the COMMIT, so nothing is
+//! acknowledged before it is stored. Under load this turns one commit (WAL
+//! append, lock and wake-up) per write into one per batch; alone, a write
+//! costs what it did on a pooled connection.
 //!
 //! Checkpoints (copying committed pages from the WAL into the database file,
 //! with an fsync of each) run on a second thread, never in a write: SQLite
