@@ -216,11 +216,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failing_write_in_a_batch_is_rolled_back_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = dir.path().join("w.db").to_str().unwrap().to_owned();
-        let writer = Writer::start(url.clone(), Duration::from_secs(5)).unwrap();
+    /// A writer on a fresh database at `path` holding an empty `things` table.
+    async fn writer_with_things(path: &std::path::Path) -> Writer {
+        let writer = Writer::start(path.to_str().unwrap().to_owned(), Duration::from_secs(5)).unwrap();
         writer
             .write(|c| {
                 diesel::sql_query("CREATE TABLE things (name TEXT PRIMARY KEY)").execute(c)?;
@@ -228,6 +226,14 @@ mod tests {
             })
             .await
             .unwrap();
+        writer
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_batch_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("w.db").to_str().unwrap().to_owned();
+        let writer = writer_with_things(&dir.path().join("w.db")).await;
 
         // Many writes at once, so they share batches; every fifth inserts a
         // row and then a duplicate, which fails after its first statement.
@@ -263,14 +269,7 @@ mod tests {
     async fn a_failing_write_alone_in_its_batch_is_rolled_back_with_its_own_error() {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("a.db").to_str().unwrap().to_owned();
-        let writer = Writer::start(url.clone(), Duration::from_secs(5)).unwrap();
-        writer
-            .write(|c| {
-                diesel::sql_query("CREATE TABLE things (name TEXT PRIMARY KEY)").execute(c)?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let writer = writer_with_things(&dir.path().join("a.db")).await;
 
         // One write at a time, so each is alone in its batch: the second
         // stores a row, then fails on its duplicate.
@@ -299,14 +298,7 @@ mod tests {
     async fn committed_writes_reach_the_database_file_while_the_writer_is_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
-        let writer = Writer::start(path.to_str().unwrap().to_owned(), Duration::from_secs(5)).unwrap();
-        writer
-            .write(|c| {
-                diesel::sql_query("CREATE TABLE things (name TEXT PRIMARY KEY)").execute(c)?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let writer = writer_with_things(&path).await;
         let file_len = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let before = file_len();
         // Far fewer pages than SQLite's own 1,000-page checkpoint threshold,
