@@ -26,7 +26,7 @@ migrate:
     cargo run --release -- migrate
 
 # Every benchmark (release builds, loopback only, bounded in time).
-bench: bench-startup bench-auth bench-stream bench-ws bench-k6
+bench: bench-startup bench-auth bench-stream bench-ws bench-k6 bench-floor
 
 # Start-up time to ready and idle RSS of the release binary.
 bench-startup:
@@ -43,6 +43,11 @@ bench-stream:
 # Server RSS per idle WebSocket, connect rate, fan-out latency and loss.
 bench-ws:
     bash .ci/bench/ws.sh
+
+# What the machine itself allows (needs only gcc): the cost of a thread
+# wake-up and the kernel's floor for the gateway's fan-out.
+bench-floor:
+    bash .ci/bench/floor.sh
 
 # The seed's k6 load test: 0 -> 100 -> 200 VUs logging in and creating sessions
 # (STORE=postgres for a throwaway Postgres database, STAGES=30s:50,... to reshape).
