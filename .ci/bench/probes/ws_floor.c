@@ -65,7 +65,9 @@ static void *read_frames(void *unused) {
                 continue;
             }
             double at = now_us();
-            // Frames are whole and back to back; a read may hold several.
+            // On loopback each write arrives as one segment, so a read
+            // holds whole frames, back to back; a frame cut short would
+            // show as lost.
             pthread_mutex_lock(&latencies_lock);
             for (ssize_t off = 0; off + frame_len <= got; off += frame_len) {
                 double sent;
