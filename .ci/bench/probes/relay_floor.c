@@ -21,19 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probe.h"
+
 #define REQUEST_LEN 700
 #define CHUNK_LEN 600
-
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int by_value(const void *a, const void *b) {
-    double d = *(const double *)a - *(const double *)b;
-    return d < 0 ? -1 : d > 0;
-}
 
 static int read_exact(int fd, char *buf, int len) {
     for (int got = 0; got < len;) {

@@ -12,14 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probe.h"
+
 static int ping[2], pong[2];
 static int echo_cpu;
-
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
 
 static void pin(int cpu) {
     cpu_set_t set;
@@ -35,11 +31,6 @@ static void *echo(void *unused) {
     while (read(ping[0], &c, 1) == 1)
         if (write(pong[1], &c, 1) != 1) break;
     return NULL;
-}
-
-static int by_value(const void *a, const void *b) {
-    double d = *(const double *)a - *(const double *)b;
-    return d < 0 ? -1 : d > 0;
 }
 
 int main(int argc, char **argv) {

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probe.h"
+
 static int senders = 2, readers = 2, members = 1000, rounds = 200, frame_len = 320;
 static int *server_fds;
 static int epoll_fd;
@@ -32,21 +34,10 @@ static long received, cut_reads;
 static pthread_mutex_t latencies_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t round_start, round_end;
 
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
 static double cpu_us(void) {
     struct rusage r;
     getrusage(RUSAGE_SELF, &r);
     return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e6 + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
-}
-
-static int by_value(const void *a, const void *b) {
-    double d = *(const double *)a - *(const double *)b;
-    return d < 0 ? -1 : d > 0;
 }
 
 static void *read_frames(void *unused) {
