@@ -41,8 +41,8 @@ impl ChatEvent {
 
 /// Where a session's events go besides the requester: every connection that
 /// joined the session, on every instance (the gateway implements it). The
-/// events of one send are published in order, one at a time, by a task of
-/// their own, so a slow feed never holds up a reply.
+/// events of one send are published in order, one at a time, beside the
+/// reply (in its task, concurrently), so a slow feed never holds up a reply.
 #[async_trait::async_trait]
 pub trait SessionFeed: Send + Sync {
     async fn publish(&self, event: &ChatEvent);

@@ -36,6 +36,13 @@ pub enum SendOutcome {
     Replayed { user_message: Message, ai_message: Option<Message> },
 }
 
+/// Publishes `events` to the session feed in order, until every sender is gone.
+async fn publish_feed(feed: std::sync::Arc<dyn super::events::SessionFeed>, mut events: UnboundedReceiver<ChatEvent>) {
+    while let Some(event) = events.recv().await {
+        feed.publish(&event).await;
+    }
+}
+
 /// The bus topic on which instances ask each other to stop a reply.
 const CANCEL_TOPIC: &str = "control:cancel";
 
@@ -170,46 +177,49 @@ impl App {
 
         let (tx, events) = unbounded_channel();
         let _ = tx.send(ChatEvent::MessageCreated(user_message.clone()));
-        let feed = self.start_feed();
-        feed.emit(ChatEvent::MessageCreated(user_message.clone()));
-        if send.ai_reply {
-            let requested = send.provider.or(session.provider);
-            // A model named on the session belongs to the session's provider.
-            let model = send.model.map(ModelName::into_inner).or_else(|| {
-                (requested == session.provider).then(|| session.model.clone().map(ModelName::into_inner)).flatten()
-            });
-            let cancel = CancellationToken::new();
-            self.inner.in_flight.register(user_message.id, cancel.clone());
-            let app = self.clone();
-            let asked = user_message.clone();
-            let emitter = Emitter { requester: Some(tx), feed: Some(feed) };
-            // The reply outlives the request, but belongs to its trace.
-            let span = tracing::info_span!("ai.reply", session.id = %session.id);
-            self.inner.tasks.spawn_on(
-                async move {
-                    let history = super::context::with_newest(history, &asked);
-                    app.run_reply(session, asked, history, requested, model, emitter, cancel).await;
-                }
-                .instrument(span),
-                &self.inner.runtime,
-            );
+        if !send.ai_reply {
+            self.start_feed().emit(ChatEvent::MessageCreated(user_message.clone()));
+            return Ok(SendOutcome::Created { user_message, events });
         }
+        // The reply and its session-feed publisher run in one task: one
+        // spawn (and one thread woken) per reply instead of two.
+        let (feed_tx, feed_rx) = unbounded_channel::<ChatEvent>();
+        let feed = FeedSender(feed_tx);
+        feed.emit(ChatEvent::MessageCreated(user_message.clone()));
+        let publish = publish_feed(std::sync::Arc::clone(&self.inner.ports.feed), feed_rx);
+        let requested = send.provider.or(session.provider);
+        // A model named on the session belongs to the session's provider.
+        let model = send.model.map(ModelName::into_inner).or_else(|| {
+            (requested == session.provider).then(|| session.model.clone().map(ModelName::into_inner)).flatten()
+        });
+        let cancel = CancellationToken::new();
+        self.inner.in_flight.register(user_message.id, cancel.clone());
+        let app = self.clone();
+        let asked = user_message.clone();
+        let emitter = Emitter { requester: Some(tx), feed: Some(feed) };
+        // The reply outlives the request, but belongs to its trace.
+        let span = tracing::info_span!("ai.reply", session.id = %session.id);
+        let reply = async move {
+            let history = super::context::with_newest(history, &asked);
+            app.run_reply(session, asked, history, requested, model, emitter, cancel).await;
+        };
+        self.inner.tasks.spawn_on(
+            async move {
+                // A slow feed never holds the reply up: both make progress.
+                futures::join!(reply, publish);
+            }
+            .instrument(span),
+            &self.inner.runtime,
+        );
         Ok(SendOutcome::Created { user_message, events })
     }
 
     /// A channel whose events a task of their own publishes to the session
-    /// feed, in order; the task ends when every sender is dropped.
+    /// feed, in order, for a send without a reply (a reply publishes its
+    /// own); the task ends when every sender is dropped.
     fn start_feed(&self) -> FeedSender {
-        let (tx, mut rx) = unbounded_channel::<ChatEvent>();
-        let feed = std::sync::Arc::clone(&self.inner.ports.feed);
-        self.inner.tasks.spawn_on(
-            async move {
-                while let Some(event) = rx.recv().await {
-                    feed.publish(&event).await;
-                }
-            },
-            &self.inner.runtime,
-        );
+        let (tx, rx) = unbounded_channel::<ChatEvent>();
+        self.inner.tasks.spawn_on(publish_feed(std::sync::Arc::clone(&self.inner.ports.feed), rx), &self.inner.runtime);
         FeedSender(tx)
     }
 
