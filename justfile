@@ -45,7 +45,8 @@ bench-ws:
     bash .ci/bench/ws.sh
 
 # What the machine itself allows (needs only gcc): the cost of a thread
-# wake-up and the kernel's floor for the gateway's fan-out.
+# wake-up, the streaming benchmark's floor at 1 and 50 streams, and the
+# kernel's floor for the gateway's fan-out.
 bench-floor:
     bash .ci/bench/floor.sh
 
