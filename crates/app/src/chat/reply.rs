@@ -249,25 +249,39 @@ impl App {
         }
         self.invalidate_lists_of(reply.session_id).await;
 
-        let total_deadline = tokio::time::Instant::now() + settings.total_timeout;
         let mut last_persist = Instant::now();
         let mut finish_reason = None;
+        // One stop future and one timer for the whole reply, not one of each
+        // per chunk: registering and dropping them took locks on every chunk.
+        // The timer fires at the nearer of the two deadlines; a chunk only
+        // moves the idle one forward, and the timer is re-armed when it fires.
+        let total_deadline = tokio::time::Instant::now() + settings.total_timeout;
+        let mut idle_deadline = tokio::time::Instant::now() + settings.idle_timeout;
+        let stopped = cancel.cancelled();
+        let deadline = tokio::time::sleep_until(total_deadline.min(idle_deadline));
+        tokio::pin!(stopped, deadline);
         let outcome: Result<(), MessageError> = loop {
             let next = tokio::select! {
-                _ = cancel.cancelled() => break Ok(()),
-                _ = tokio::time::sleep_until(total_deadline) => {
-                    break Err(stream_error(format!("the reply took longer than {} s", settings.total_timeout.as_secs())));
+                biased;
+                _ = &mut stopped => break Ok(()),
+                _ = &mut deadline => {
+                    let now = tokio::time::Instant::now();
+                    if now >= total_deadline {
+                        break Err(stream_error(format!("the reply took longer than {} s", settings.total_timeout.as_secs())));
+                    }
+                    if now >= idle_deadline {
+                        break Err(stream_error(format!(
+                            "the provider sent nothing for {} s",
+                            settings.idle_timeout.as_secs()
+                        )));
+                    }
+                    deadline.as_mut().reset(total_deadline.min(idle_deadline));
+                    continue;
                 }
-                next = tokio::time::timeout(settings.idle_timeout, stream.next()) => next,
+                next = stream.next() => next,
             };
             match next {
-                Err(_) => {
-                    break Err(stream_error(format!(
-                        "the provider sent nothing for {} s",
-                        settings.idle_timeout.as_secs()
-                    )));
-                }
-                Ok(Some(Ok(StreamEvent::Delta(text)))) => {
+                Some(Ok(StreamEvent::Delta(text))) => {
                     seq += 1;
                     reply.content.push_str(&text);
                     emitter.emit(ChatEvent::Chunk {
@@ -285,18 +299,20 @@ impl App {
                         }
                     }
                 }
-                Ok(Some(Ok(StreamEvent::Usage(u)))) => usage = u,
-                Ok(Some(Ok(StreamEvent::Done { finish_reason: reason }))) => {
+                Some(Ok(StreamEvent::Usage(u))) => usage = u,
+                Some(Ok(StreamEvent::Done { finish_reason: reason })) => {
                     finish_reason = reason;
                     break Ok(());
                 }
-                Ok(Some(Err(e))) => {
+                Some(Err(e)) => {
                     break Err(stream_error(format!("the provider failed mid-reply: {e}")));
                 }
-                Ok(None) => {
+                None => {
                     break Err(stream_error("the provider's stream ended before the reply did".into()));
                 }
             }
+            // The idle time counts from when the reply waits for the provider again.
+            idle_deadline = tokio::time::Instant::now() + settings.idle_timeout;
         };
         // Dropping the stream aborts the upstream request.
         drop(stream);
