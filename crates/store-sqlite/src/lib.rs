@@ -16,6 +16,7 @@
 //! connections. Any runtime (actix's current-thread workers included) may
 //! await the store's calls.
 
+mod cached;
 mod error;
 mod models;
 mod pool;

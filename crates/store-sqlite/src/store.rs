@@ -12,7 +12,7 @@ use crate::pool::{Db, build_pool, establish, pragmas};
 use crate::repo::SqliteRepos;
 use crate::writer::Writer;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
 /// Where the database lives and how its pool behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]

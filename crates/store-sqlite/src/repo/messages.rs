@@ -7,6 +7,7 @@ use specgen_domain::{ClientMessageId, Cursor, Message, MessageError, MessageId, 
 use specgen_ports::{Direction, MessageRepository, Page, PageRequest, RepoError};
 
 use super::{SqliteRepos, uuid_text};
+use crate::cached::{TouchSession, UpdateMessage};
 use crate::error::StoreError;
 use crate::models::{MessageRow, micros};
 use crate::schema::{chat_sessions, messages};
@@ -38,10 +39,7 @@ impl MessageRepository for SqliteRepos {
                 // Never move activity backwards: concurrent senders may commit
                 // out of creation order. Activity is the last message from now on.
                 let latest = last.map_or(row.created_at, |last| last.max(row.created_at));
-                diesel::update(chat_sessions::table)
-                    .filter(chat_sessions::id.eq(&row.session_id))
-                    .set((chat_sessions::last_message_at.eq(latest), chat_sessions::last_activity_at.eq(latest)))
-                    .execute(c)?;
+                TouchSession { session_id: &row.session_id, at: latest }.execute(c)?;
                 Ok(())
             })
             .await?;
@@ -141,22 +139,7 @@ impl MessageRepository for SqliteRepos {
         let row = MessageRow::from(message);
         self.db
             .write(move |c| {
-                let changed = diesel::update(messages::table)
-                    .filter(messages::id.eq(row.id))
-                    .filter(messages::session_id.eq(row.session_id))
-                    .set((
-                        messages::content.eq(row.content),
-                        messages::status.eq(row.status),
-                        messages::provider.eq(row.provider),
-                        messages::model.eq(row.model),
-                        messages::input_tokens.eq(row.input_tokens),
-                        messages::output_tokens.eq(row.output_tokens),
-                        messages::latency_ms.eq(row.latency_ms),
-                        messages::error_code.eq(row.error_code),
-                        messages::error_message.eq(row.error_message),
-                        messages::updated_at.eq(row.updated_at),
-                    ))
-                    .execute(c)?;
+                let changed = UpdateMessage(&row).execute(c)?;
                 if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             })
             .await?;
