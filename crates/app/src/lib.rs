@@ -17,8 +17,8 @@ use specgen_ports::{AiProvider, Cache, Clock, EventBus, RateLimiter, RateRule, S
 
 pub use accounts::{AuthContext, AuthSession, IssuedTokens, ProfilePatch};
 pub use chat::{
-    AiSettings, ChatEvent, ContextBudget, NewSession, NoFeed, SendMessage, SendOutcome, SessionFeed, SessionPatch,
-    SessionView,
+    AiSettings, ChatEvent, ContextBudget, EncodedOnce, NewSession, NoFeed, SendMessage, SendOutcome, SessionFeed,
+    SessionPatch, SessionView,
 };
 pub use error::AppError;
 pub use health::{CheckStatus, Readiness, Recovery};

@@ -11,7 +11,7 @@ pub mod routing;
 pub mod sessions;
 
 pub use context::ContextBudget;
-pub use events::{ChatEvent, NoFeed, SessionFeed};
+pub use events::{ChatEvent, EncodedOnce, NoFeed, SessionFeed};
 pub use messages::{SendMessage, SendOutcome};
 pub use routing::{AiSettings, Providers};
 pub use sessions::{NewSession, SessionPatch, SessionView};

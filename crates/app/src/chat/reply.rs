@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::events::ChatEvent;
+use super::events::{ChatEvent, EncodedOnce};
 use crate::App;
 
 /// Partial text is written to the store at most this often, so a crash loses
@@ -243,6 +243,7 @@ impl App {
             seq,
             content: first,
             at: now,
+            encoded: EncodedOnce::default(),
         });
         if let Err(e) = self.store().messages.insert(&reply).await {
             tracing::error!(error = %e, "could not store the reply as it started; it continues and is stored at its end");
@@ -290,6 +291,7 @@ impl App {
                         seq,
                         content: text,
                         at: self.now(),
+                        encoded: EncodedOnce::default(),
                     });
                     if last_persist.elapsed() >= PERSIST_EVERY {
                         last_persist = Instant::now();

@@ -145,17 +145,21 @@ pub fn write_event_data(event: &ChatEvent, out: &mut Vec<u8>) {
     // Serialising these types into a Vec cannot fail.
     let _ = match event {
         ChatEvent::MessageCreated(m) => serde_json::to_writer(out, &Created { message: MessageDto::from(m) }),
-        ChatEvent::Chunk { message_id, session_id, seq, content, at } => serde_json::to_writer(
-            out,
-            &Chunk {
-                message_id: *message_id,
-                session_id: *session_id,
-                seq: *seq,
-                content,
-                is_complete: false,
-                timestamp: rfc3339(*at),
-            },
-        ),
+        ChatEvent::Chunk { message_id, session_id, seq, content, at, encoded } => {
+            // Encoded once for SSE and the WebSocket both.
+            out.extend_from_slice(encoded.get_or_encode(|| {
+                let chunk = Chunk {
+                    message_id: *message_id,
+                    session_id: *session_id,
+                    seq: *seq,
+                    content,
+                    is_complete: false,
+                    timestamp: rfc3339(*at),
+                };
+                serde_json::to_vec(&chunk).unwrap_or_default()
+            }));
+            Ok(())
+        }
         ChatEvent::Complete(m) => serde_json::to_writer(
             out,
             &Complete {
