@@ -6,12 +6,13 @@
 //! `error` may come at any point. Event types this adapter does not know are
 //! skipped, as Anthropic asks of clients.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use specgen_ports::{ProviderError, ReplyStream, StreamEvent, TokenUsage};
+use sse_parse::{Event, EventStream};
 
 use crate::describe;
 
@@ -19,28 +20,22 @@ use crate::describe;
 /// connection can go back to the pool.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
+/// One event's JSON, read in a single pass. Every event type shares this
+/// shape (`type` plus the fields some types carry); a serde enum tagged by
+/// `type` would buffer each event into an intermediate tree first, which
+/// cost more than the rest of the parsing together (callgrind).
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Wire {
-    MessageStart {
-        message: StartMessage,
-    },
-    ContentBlockStart {},
-    ContentBlockDelta {
-        delta: Delta,
-    },
-    ContentBlockStop {},
-    MessageDelta {
-        delta: MessageDeltaBody,
-        usage: Option<Usage>,
-    },
-    MessageStop {},
-    Ping {},
-    Error {
-        error: ErrorBody,
-    },
-    #[serde(other)]
-    Unknown,
+struct Wire<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    /// `message_start`.
+    message: Option<StartMessage>,
+    /// `content_block_delta` (a [`Delta`]) and `message_delta` (the stop reason).
+    delta: Option<Delta<'a>>,
+    /// `message_delta`.
+    usage: Option<Usage>,
+    /// `error`.
+    error: Option<ErrorBody>,
 }
 
 #[derive(Deserialize)]
@@ -48,19 +43,13 @@ struct StartMessage {
     usage: Option<Usage>,
 }
 
+/// A content block's delta, or the message's: `text_delta` carries reply
+/// text; thinking, tool input and citations do not belong to it.
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Delta {
-    TextDelta {
-        text: String,
-    },
-    /// Thinking, tool input, citations: not part of the reply's text.
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Deserialize)]
-struct MessageDeltaBody {
+struct Delta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    text: Option<String>,
     stop_reason: Option<String>,
 }
 
@@ -96,36 +85,44 @@ struct Parser {
 
 impl Parser {
     fn on_event(&mut self, event: &Event) -> Result<Step, ProviderError> {
-        let wire: Wire = serde_json::from_str(&event.data).map_err(|e| {
-            let name = if event.event.is_empty() { "message" } else { &event.event };
-            ProviderError::Protocol(format!("unparseable `{name}` event: {e}"))
-        })?;
-        Ok(match wire {
-            Wire::MessageStart { message } => self.usage_step(message.usage.unwrap_or_default()),
-            Wire::ContentBlockDelta { delta: Delta::TextDelta { text } } if !text.is_empty() => {
-                Step::Emit(StreamEvent::Delta(text))
+        let name = || if event.event.is_empty() { "message" } else { event.event.as_str() };
+        let wire: Wire<'_> = serde_json::from_str(&event.data)
+            .map_err(|e| ProviderError::Protocol(format!("unparseable `{}` event: {e}", name())))?;
+        let missing = |field: &str| ProviderError::Protocol(format!("`{}` event without `{field}`", wire.kind));
+        Ok(match wire.kind.as_ref() {
+            "message_start" => {
+                let message = wire.message.as_ref().ok_or_else(|| missing("message"))?;
+                self.usage_step(message.usage.as_ref())
             }
-            Wire::MessageDelta { delta, usage } => {
-                if delta.stop_reason.is_some() {
-                    self.stop_reason = delta.stop_reason;
+            "content_block_delta" => {
+                let delta = wire.delta.ok_or_else(|| missing("delta"))?;
+                match (delta.kind.as_deref(), delta.text) {
+                    (Some("text_delta"), Some(text)) if !text.is_empty() => Step::Emit(StreamEvent::Delta(text)),
+                    (Some("text_delta"), None) => return Err(missing("delta.text")),
+                    _ => Step::Skip,
                 }
-                self.usage_step(usage.unwrap_or_default())
             }
-            Wire::MessageStop {} => Step::Finish(StreamEvent::Done { finish_reason: self.stop_reason.take() }),
-            Wire::Error { error } => {
+            "message_delta" => {
+                let delta = wire.delta.as_ref().ok_or_else(|| missing("delta"))?;
+                if delta.stop_reason.is_some() {
+                    self.stop_reason.clone_from(&delta.stop_reason);
+                }
+                self.usage_step(wire.usage.as_ref())
+            }
+            "message_stop" => Step::Finish(StreamEvent::Done { finish_reason: self.stop_reason.take() }),
+            "error" => {
+                let error = wire.error.ok_or_else(|| missing("error"))?;
                 return Err(ProviderError::Upstream { kind: error.kind, message: error.message });
             }
-            Wire::ContentBlockDelta { .. }
-            | Wire::ContentBlockStart {}
-            | Wire::ContentBlockStop {}
-            | Wire::Ping {}
-            | Wire::Unknown => Step::Skip,
+            // content_block_start/stop, ping, and types added after this adapter.
+            _ => Step::Skip,
         })
     }
 
     /// Folds reported counts into the running usage; emits it if it changed.
     /// Input counts cache reads and writes too: all of it was processed.
-    fn usage_step(&mut self, reported: Usage) -> Step {
+    fn usage_step(&mut self, reported: Option<&Usage>) -> Step {
+        let Some(reported) = reported else { return Step::Skip };
         let before = self.usage;
         let mut usage = before.unwrap_or_default();
         let cached = [reported.cache_creation_input_tokens, reported.cache_read_input_tokens];
@@ -145,12 +142,9 @@ impl Parser {
     }
 }
 
-fn stream_error(error: EventStreamError<reqwest::Error>) -> ProviderError {
-    match error {
-        EventStreamError::Transport(e) => ProviderError::Interrupted(describe(&e)),
-        EventStreamError::Utf8(e) => ProviderError::Protocol(format!("stream is not UTF-8: {e}")),
-        EventStreamError::Parser(e) => ProviderError::Protocol(format!("invalid SSE: {e}")),
-    }
+fn stream_error(error: sse_parse::Error<reqwest::Error>) -> ProviderError {
+    let sse_parse::Error::Transport(e) = error;
+    ProviderError::Interrupted(describe(&e))
 }
 
 /// Lets the connection finish its body in the background so the pool can
@@ -165,7 +159,7 @@ fn drain<S: Stream + Send + Unpin + 'static>(mut events: S) {
 /// or after the first error; dropping it drops the response, which closes
 /// the upstream connection mid-body.
 pub(crate) fn reply_stream(response: reqwest::Response) -> ReplyStream {
-    let events = Box::pin(response.bytes_stream().eventsource());
+    let events = Box::pin(EventStream::new(response.bytes_stream()));
     let state = Some((events, Parser::default()));
     Box::pin(futures::stream::unfold(state, |state| async move {
         let (mut events, mut parser) = state?;
@@ -240,6 +234,49 @@ mod tests {
         );
     }
 
+    /// A stream whose body arrives in pieces of `size` bytes.
+    async fn stream_items(body: &str, size: usize) -> Vec<Result<StreamEvent, ProviderError>> {
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.as_bytes().chunks(size).map(|c| Ok(c.to_vec())).collect();
+        let http = http::Response::new(reqwest::Body::wrap_stream(futures::stream::iter(pieces)));
+        reply_stream(reqwest::Response::from(http)).collect().await
+    }
+
+    /// Events that arrive together, or split anywhere (mid-line, mid-UTF-8
+    /// character, between `\r` and `\n`), read the same.
+    #[tokio::test]
+    async fn events_read_the_same_however_the_bytes_arrive() {
+        let mut body = String::from(
+            "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\r\n\r\n",
+        );
+        let words: Vec<String> = (0..60).map(|i| format!("mot{i}é ")).collect();
+        for word in &words {
+            body.push_str(&format!(
+                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"delta\":{{\"type\":\"text_delta\",\"text\":\"{word}\"}}}}\n\n"
+            ));
+        }
+        body.push_str(": a comment\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":60}}\n\n");
+        body.push_str("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+
+        let mut expected = vec![StreamEvent::Usage(TokenUsage { input_tokens: 3, output_tokens: 0 })];
+        expected.extend(words.iter().map(|w| StreamEvent::Delta(w.clone())));
+        expected.push(StreamEvent::Usage(TokenUsage { input_tokens: 3, output_tokens: 60 }));
+        expected.push(StreamEvent::Done { finish_reason: Some("end_turn".into()) });
+        for size in [body.len(), 4096, 97, 7, 1] {
+            let items: Vec<StreamEvent> = stream_items(&body, size).await.into_iter().map(Result::unwrap).collect();
+            assert_eq!(items, expected, "pieces of {size} bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_ends_mid_event_is_interrupted() {
+        let body = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\nevent: content_block_delta\ndata: {\"type\":";
+        let items = stream_items(body, 5).await;
+        assert_eq!(items[0], Ok(StreamEvent::Delta("Hi".into())));
+        assert!(matches!(items[1], Err(ProviderError::Interrupted(_))), "{items:?}");
+        assert_eq!(items.len(), 2);
+    }
+
     #[test]
     fn error_event_is_upstream() {
         let mut p = Parser::default();
@@ -252,7 +289,16 @@ mod tests {
     #[test]
     fn bad_json_is_protocol() {
         let mut p = Parser::default();
-        for data in ["{not json", r#"{"no_type":1}"#, r#"{"type":"content_block_delta"}"#] {
+        for data in [
+            "{not json",
+            r#"{"no_type":1}"#,
+            r#"{"type":"content_block_delta"}"#,
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta"}}"#,
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":7}}"#,
+            r#"{"type":"message_start"}"#,
+            r#"{"type":"message_delta","usage":{"output_tokens":3}}"#,
+            r#"{"type":"error"}"#,
+        ] {
             let err = p.on_event(&event("content_block_delta", data)).unwrap_err();
             assert!(matches!(err, ProviderError::Protocol(_)), "{data}: {err:?}");
         }

@@ -1,5 +1,5 @@
 //! The `claude` provider: Anthropic's Messages API, natively, over reqwest
-//! and `eventsource-stream` (there is no maintained Anthropic SDK to lean on).
+//! and `sse-parse` (there is no maintained Anthropic SDK to lean on).
 //!
 //! Error mapping, in the port's terms: a non-2xx answer is `Status` (with
 //! `retry-after` and the body's message); failing to connect is `Connect`;
