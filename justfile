@@ -26,7 +26,7 @@ migrate:
     cargo run --release -- migrate
 
 # Every benchmark (release builds, loopback only, bounded in time).
-bench: bench-startup bench-auth bench-stream bench-ws bench-k6 bench-floor
+bench: bench-startup bench-auth bench-stream bench-instructions bench-ws bench-k6 bench-floor
 
 # Start-up time to ready and idle RSS of the release binary.
 bench-startup:
@@ -39,6 +39,12 @@ bench-auth:
 # Time to first token Spec Gen adds over a fake upstream, and CPU per reply.
 bench-stream:
     bash .ci/bench/stream.sh
+
+# Instructions per streamed reply under callgrind (needs valgrind): steady
+# where wall-clock figures are noisy, for A/Bs of a few percent
+# (SERVER_BIN=<other build>).
+bench-instructions:
+    bash .ci/bench/instructions.sh
 
 # Server RSS per idle WebSocket, connect rate, fan-out latency and loss.
 bench-ws:
