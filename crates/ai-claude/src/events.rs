@@ -85,9 +85,9 @@ struct Parser {
 
 impl Parser {
     fn on_event(&mut self, event: &Event) -> Result<Step, ProviderError> {
-        let name = || if event.event.is_empty() { "message" } else { event.event.as_str() };
+        // sse-parse names an event without an `event:` line "message".
         let wire: Wire<'_> = serde_json::from_str(&event.data)
-            .map_err(|e| ProviderError::Protocol(format!("unparseable `{}` event: {e}", name())))?;
+            .map_err(|e| ProviderError::Protocol(format!("unparseable `{}` event: {e}", event.event)))?;
         let missing = |field: &str| ProviderError::Protocol(format!("`{}` event without `{field}`", wire.kind));
         Ok(match wire.kind.as_ref() {
             "message_start" => {
@@ -103,9 +103,9 @@ impl Parser {
                 }
             }
             "message_delta" => {
-                let delta = wire.delta.as_ref().ok_or_else(|| missing("delta"))?;
+                let delta = wire.delta.ok_or_else(|| missing("delta"))?;
                 if delta.stop_reason.is_some() {
-                    self.stop_reason.clone_from(&delta.stop_reason);
+                    self.stop_reason = delta.stop_reason;
                 }
                 self.usage_step(wire.usage.as_ref())
             }

@@ -258,17 +258,22 @@ impl App {
         // moves the idle one forward, and the timer is re-armed when it fires.
         let total_deadline = tokio::time::Instant::now() + settings.total_timeout;
         let mut idle_deadline = tokio::time::Instant::now() + settings.idle_timeout;
+        let too_long = || stream_error(format!("the reply took longer than {} s", settings.total_timeout.as_secs()));
         let stopped = cancel.cancelled();
         let deadline = tokio::time::sleep_until(total_deadline.min(idle_deadline));
         tokio::pin!(stopped, deadline);
         let outcome: Result<(), MessageError> = loop {
             let next = tokio::select! {
+                // A chunk already here wins over a deadline that passed
+                // meanwhile, as it did when the idle timeout wrapped the read;
+                // the total deadline is also checked after every chunk.
                 biased;
                 _ = &mut stopped => break Ok(()),
+                next = stream.next() => next,
                 _ = &mut deadline => {
                     let now = tokio::time::Instant::now();
                     if now >= total_deadline {
-                        break Err(stream_error(format!("the reply took longer than {} s", settings.total_timeout.as_secs())));
+                        break Err(too_long());
                     }
                     if now >= idle_deadline {
                         break Err(stream_error(format!(
@@ -279,7 +284,6 @@ impl App {
                     deadline.as_mut().reset(total_deadline.min(idle_deadline));
                     continue;
                 }
-                next = stream.next() => next,
             };
             match next {
                 Some(Ok(StreamEvent::Delta(text))) => {
@@ -313,8 +317,12 @@ impl App {
                     break Err(stream_error("the provider's stream ended before the reply did".into()));
                 }
             }
+            let now = tokio::time::Instant::now();
+            if now >= total_deadline {
+                break Err(too_long());
+            }
             // The idle time counts from when the reply waits for the provider again.
-            idle_deadline = tokio::time::Instant::now() + settings.idle_timeout;
+            idle_deadline = now + settings.idle_timeout;
         };
         // Dropping the stream aborts the upstream request.
         drop(stream);
