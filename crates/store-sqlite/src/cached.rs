@@ -11,6 +11,8 @@
 
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::query_dsl::RunQueryDsl;
+use diesel::serialize::ToSql;
+use diesel::sql_types::HasSqlType;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{Column, QueryResult};
@@ -27,18 +29,11 @@ pub(crate) struct TouchSession<'a> {
 impl QueryFragment<Sqlite> for TouchSession<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         out.push_sql("UPDATE chat_sessions SET ");
-        out.push_identifier(chat_sessions::last_message_at::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<BigInt, _>(&self.at)?;
+        column_is::<BigInt, _>(&mut out, chat_sessions::last_message_at::NAME, &self.at)?;
         out.push_sql(", ");
-        out.push_identifier(chat_sessions::last_activity_at::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<BigInt, _>(&self.at)?;
+        column_is::<BigInt, _>(&mut out, chat_sessions::last_activity_at::NAME, &self.at)?;
         out.push_sql(" WHERE ");
-        out.push_identifier(chat_sessions::id::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<Text, _>(self.session_id)?;
-        Ok(())
+        column_is::<Text, _>(&mut out, chat_sessions::id::NAME, self.session_id)
     }
 }
 
@@ -50,13 +45,9 @@ impl QueryFragment<Sqlite> for UpdateMessage<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         let row = self.0;
         out.push_sql("UPDATE messages SET ");
-        out.push_identifier(messages::content::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<Text, _>(&row.content)?;
+        column_is::<Text, _>(&mut out, messages::content::NAME, &row.content)?;
         out.push_sql(", ");
-        out.push_identifier(messages::status::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<Text, _>(&row.status)?;
+        column_is::<Text, _>(&mut out, messages::status::NAME, &row.status)?;
         for (name, value) in [
             (messages::provider::NAME, &row.provider),
             (messages::model::NAME, &row.model),
@@ -64,9 +55,7 @@ impl QueryFragment<Sqlite> for UpdateMessage<'_> {
             (messages::error_message::NAME, &row.error_message),
         ] {
             out.push_sql(", ");
-            out.push_identifier(name)?;
-            out.push_sql(" = ");
-            out.push_bind_param::<Nullable<Text>, _>(value)?;
+            column_is::<Nullable<Text>, _>(&mut out, name, value)?;
         }
         for (name, value) in [
             (messages::input_tokens::NAME, &row.input_tokens),
@@ -74,24 +63,26 @@ impl QueryFragment<Sqlite> for UpdateMessage<'_> {
             (messages::latency_ms::NAME, &row.latency_ms),
         ] {
             out.push_sql(", ");
-            out.push_identifier(name)?;
-            out.push_sql(" = ");
-            out.push_bind_param::<Nullable<BigInt>, _>(value)?;
+            column_is::<Nullable<BigInt>, _>(&mut out, name, value)?;
         }
         out.push_sql(", ");
-        out.push_identifier(messages::updated_at::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<BigInt, _>(&row.updated_at)?;
+        column_is::<BigInt, _>(&mut out, messages::updated_at::NAME, &row.updated_at)?;
         out.push_sql(" WHERE ");
-        out.push_identifier(messages::id::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<Text, _>(&row.id)?;
+        column_is::<Text, _>(&mut out, messages::id::NAME, &row.id)?;
         out.push_sql(" AND ");
-        out.push_identifier(messages::session_id::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<Text, _>(&row.session_id)?;
-        Ok(())
+        column_is::<Text, _>(&mut out, messages::session_id::NAME, &row.session_id)
     }
+}
+
+/// `"column" = ?`, binding `value` as SQL type `ST`.
+fn column_is<'b, ST, U>(out: &mut AstPass<'_, 'b, Sqlite>, column: &str, value: &'b U) -> QueryResult<()>
+where
+    Sqlite: HasSqlType<ST>,
+    U: ToSql<ST, Sqlite> + ?Sized,
+{
+    out.push_identifier(column)?;
+    out.push_sql(" = ");
+    out.push_bind_param::<ST, U>(value)
 }
 
 // No static id: the statement cache keys these by their SQL text.
