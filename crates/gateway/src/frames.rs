@@ -29,7 +29,8 @@ pub(crate) fn frame(event: &str, data: Value, id: Option<&Value>) -> Bytes {
 
 /// `{"event": <name>, "data": <data>}`, written straight into one buffer.
 pub(crate) fn chat_event(event: &ChatEvent) -> Bytes {
-    let mut out = Vec::with_capacity(256);
+    // A chunk's frame is about 230 bytes plus its text.
+    let mut out = Vec::with_capacity(384);
     out.extend_from_slice(br#"{"event":""#);
     out.extend_from_slice(event_name(event).as_bytes());
     out.extend_from_slice(br#"","data":"#);

@@ -85,15 +85,19 @@ where
     out.push_bind_param::<ST, U>(value)
 }
 
-// No static id: the statement cache keys these by their SQL text.
+// Each node writes one fixed text, so its type identifies the statement:
+// the cache finds it without building the SQL first.
+pub(crate) struct TouchSessionQuery;
+pub(crate) struct UpdateMessageQuery;
+
 impl QueryId for TouchSession<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+    type QueryId = TouchSessionQuery;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
 impl QueryId for UpdateMessage<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+    type QueryId = UpdateMessageQuery;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
 impl<Conn> RunQueryDsl<Conn> for TouchSession<'_> {}
