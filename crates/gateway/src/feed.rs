@@ -67,7 +67,7 @@ impl SessionFeed for GatewayFeed {
         let message = event.message_id().as_uuid().as_u128();
         let packet = match event {
             ChatEvent::Chunk { seq, content, message_id, .. } => {
-                if let Err(e) = self.log.append(&message_id.to_string(), *seq, content).await {
+                if let Err(e) = self.log.append(&message_id.to_text(), *seq, content).await {
                     metrics::counter!("ws_reply_log_failures_total").increment(1);
                     if self.warn_again.should_log() {
                         tracing::warn!(error = %e, "could not keep a chunk for resume (more are counted in ws_reply_log_failures_total)");
@@ -80,7 +80,7 @@ impl SessionFeed for GatewayFeed {
         };
         self.publish_packet(event.session_id(), packet).await;
         if event.is_final()
-            && let Err(e) = self.log.finish(&event.message_id().to_string(), self.grace).await
+            && let Err(e) = self.log.finish(&event.message_id().to_text(), self.grace).await
         {
             tracing::warn!(error = %e, "could not schedule a finished reply's chunks for removal");
         }

@@ -137,7 +137,11 @@ impl Room {
 
 /// The bus topic of a session's events.
 pub(crate) fn topic(session: SessionId) -> String {
-    format!("session:{session}")
+    // Built on every published event: one allocation, no formatting.
+    let mut topic = String::with_capacity(44);
+    topic.push_str("session:");
+    topic.push_str(session.as_uuid().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+    topic
 }
 
 pub(crate) struct Hub {

@@ -49,7 +49,7 @@ pub(crate) struct UserRow {
 impl From<&User> for UserRow {
     fn from(u: &User) -> Self {
         Self {
-            id: u.id.to_string(),
+            id: u.id.to_text(),
             email: u.email.as_str().to_owned(),
             name: u.name.as_str().to_owned(),
             password_hash: u.password_hash.as_str().to_owned(),
@@ -91,7 +91,7 @@ pub(crate) struct ProfileRow {
 impl From<&Profile> for ProfileRow {
     fn from(p: &Profile) -> Self {
         Self {
-            user_id: p.user_id.to_string(),
+            user_id: p.user_id.to_text(),
             display_name: p.display_name.as_str().to_owned(),
             bio: p.bio.as_str().to_owned(),
             timezone: p.timezone.as_str().to_owned(),
@@ -134,9 +134,9 @@ pub(crate) struct RefreshTokenRow {
 impl From<&RefreshToken> for RefreshTokenRow {
     fn from(t: &RefreshToken) -> Self {
         Self {
-            id: t.id.to_string(),
-            user_id: t.user_id.to_string(),
-            family_id: t.family_id.to_string(),
+            id: t.id.to_text(),
+            user_id: t.user_id.to_text(),
+            family_id: t.family_id.to_text(),
             token_hash: t.token_hash.to_hex(),
             device_id: t.device_id.as_ref().map(|d| d.as_str().to_owned()),
             created_at: micros(t.created_at),
@@ -184,9 +184,9 @@ pub(crate) struct SessionRow {
 impl From<&ChatSession> for SessionRow {
     fn from(s: &ChatSession) -> Self {
         Self {
-            id: s.id.to_string(),
+            id: s.id.to_text(),
             title: s.title.as_str().to_owned(),
-            owner_id: s.owner_id.to_string(),
+            owner_id: s.owner_id.to_text(),
             system_prompt: s.system_prompt.as_ref().map(|p| p.as_str().to_owned()),
             provider: s.provider.map(|p| p.as_str().to_owned()),
             model: s.model.as_ref().map(|m| m.as_str().to_owned()),
@@ -259,9 +259,9 @@ pub(crate) struct MessageRow {
 impl From<&Message> for MessageRow {
     fn from(m: &Message) -> Self {
         Self {
-            id: m.id.to_string(),
-            session_id: m.session_id.to_string(),
-            sender_id: m.sender_id.map(|u| u.to_string()),
+            id: m.id.to_text(),
+            session_id: m.session_id.to_text(),
+            sender_id: m.sender_id.map(|u| u.to_text()),
             role: m.role.as_str().to_owned(),
             content: m.content.clone(),
             status: m.status.as_str().to_owned(),
@@ -271,7 +271,7 @@ impl From<&Message> for MessageRow {
             output_tokens: m.usage.map(|u| i64::from(u.output_tokens)),
             latency_ms: m.latency_ms,
             client_message_id: m.client_message_id.as_ref().map(|c| c.as_str().to_owned()),
-            reply_to: m.reply_to.map(|r| r.to_string()),
+            reply_to: m.reply_to.map(|r| r.to_text()),
             error_code: m.error.as_ref().map(|e| e.code.clone()),
             error_message: m.error.as_ref().map(|e| e.message.clone()),
             created_at: micros(m.created_at),

@@ -55,9 +55,9 @@ pub struct MessageDto {
 impl From<&Message> for MessageDto {
     fn from(m: &Message) -> Self {
         Self {
-            id: m.id.to_string(),
-            session_id: m.session_id.to_string(),
-            sender_id: m.sender_id.map(|s| s.to_string()),
+            id: m.id.to_text(),
+            session_id: m.session_id.to_text(),
+            sender_id: m.sender_id.map(|s| s.to_text()),
             role: m.role.as_str(),
             content: m.content.clone(),
             status: m.status.as_str(),

@@ -39,5 +39,5 @@ impl StoreHealth for SqliteRepos {
 /// Canonical text form of a UUID, as ids are stored: lowercase and
 /// hyphenated, so that text order is UUID order (UUIDv7: creation order).
 fn uuid_text(id: uuid::Uuid) -> String {
-    id.hyphenated().to_string()
+    id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
 }
