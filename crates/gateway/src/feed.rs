@@ -48,8 +48,10 @@ impl GatewayFeed {
         Self { bus, log, grace, warn_again: Throttle { last: std::sync::Mutex::new(None) } }
     }
 
-    async fn publish_packet(&self, session: SessionId, packet: Packet) {
-        if let Err(e) = self.bus.publish(&topic(session), packet.encode()).await {
+    /// Publishes the packet `make` builds; the bus may skip building it
+    /// when nobody listens to the session (see `EventBus::publish_with`).
+    async fn publish_packet(&self, session: SessionId, make: impl FnOnce() -> Packet + Send) {
+        if let Err(e) = self.bus.publish_with(&topic(session), Box::new(move || make().encode())).await {
             // The reply goes on and is stored; live listeners miss this
             // event and catch up from the store or with `resume`.
             metrics::counter!("ws_feed_publish_failures_total").increment(1);
@@ -63,22 +65,27 @@ impl GatewayFeed {
 #[async_trait]
 impl SessionFeed for GatewayFeed {
     async fn publish(&self, event: &ChatEvent) {
-        let frame = frames::chat_event(event);
         let message = event.message_id().as_uuid().as_u128();
-        let packet = match event {
+        let (kind, seq, message) = match event {
             ChatEvent::Chunk { seq, content, message_id, .. } => {
+                // Kept before it is published, so a reader that resumes finds it.
                 if let Err(e) = self.log.append(&message_id.to_text(), *seq, content).await {
                     metrics::counter!("ws_reply_log_failures_total").increment(1);
                     if self.warn_again.should_log() {
                         tracing::warn!(error = %e, "could not keep a chunk for resume (more are counted in ws_reply_log_failures_total)");
                     }
                 }
-                Packet { seq: *seq, message, ..Packet::new(Kind::Chunk, frame) }
+                (Kind::Chunk, *seq, message)
             }
-            e if e.is_final() => Packet { message, ..Packet::new(Kind::Final, frame) },
-            _ => Packet::new(Kind::Everyone, frame),
+            e if e.is_final() => (Kind::Final, 0, message),
+            _ => (Kind::Everyone, 0, 0),
         };
-        self.publish_packet(event.session_id(), packet).await;
+        self.publish_packet(event.session_id(), || Packet {
+            seq,
+            message,
+            ..Packet::new(kind, frames::chat_event(event))
+        })
+        .await;
         if event.is_final()
             && let Err(e) = self.log.finish(&event.message_id().to_text(), self.grace).await
         {
@@ -93,6 +100,6 @@ impl SessionFeed for GatewayFeed {
             user: user.map_or(0, |u| u.as_uuid().as_u128()),
             ..Packet::new(Kind::Revoke, Bytes::new())
         };
-        self.publish_packet(session, packet).await;
+        self.publish_packet(session, || packet).await;
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use foldhash::fast::RandomState;
-use specgen_ports::{BusError, Delivery, EventBus, Subscription};
+use specgen_ports::{BusError, Delivery, EventBus, MakePayload, Subscription};
 use tokio::sync::broadcast;
 
 /// Delivers each payload to every current subscriber of its topic, in
@@ -65,10 +65,17 @@ impl Drop for InProcessBus {
 #[async_trait]
 impl EventBus for InProcessBus {
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BusError> {
+        self.publish_with(topic, Box::new(move || payload)).await
+    }
+
+    /// Builds the payload only for a topic with subscribers, under the same
+    /// lock as subscribing: whoever subscribed before gets it, exactly as
+    /// with `publish`, and a topic nobody listens to costs no payload.
+    async fn publish_with(&self, topic: &str, make: MakePayload<'_>) -> Result<(), BusError> {
         if let Some(topic) = lock(&self.topics).get(topic) {
             // Fails only when every receiver is gone, i.e. nobody listens:
             // the same no-op as a topic without subscribers.
-            let _ = topic.sender.send(payload);
+            let _ = topic.sender.send(make());
         }
         Ok(())
     }
@@ -147,6 +154,29 @@ mod tests {
             drop(subscription);
         }
         assert_eq!(topics(&bus), 0);
+    }
+
+    /// The feed's payloads (serialised frames) cost nothing for a session
+    /// nobody on this instance listens to.
+    #[tokio::test]
+    async fn a_payload_is_built_only_when_someone_listens() {
+        let bus = InProcessBus::new(8);
+        let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let make = |built: &Arc<std::sync::atomic::AtomicUsize>| -> MakePayload<'static> {
+            let built = Arc::clone(built);
+            Box::new(move || {
+                built.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Bytes::from_static(b"frame")
+            })
+        };
+        bus.publish_with("session:1", make(&built)).await.unwrap();
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        let mut listener = bus.subscribe("session:1").await.unwrap();
+        bus.publish_with("session:1", make(&built)).await.unwrap();
+        bus.publish_with("session:2", make(&built)).await.unwrap();
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(listener.next().await, Some(Delivery::Payload(Bytes::from_static(b"frame"))));
     }
 
     #[tokio::test]

@@ -34,9 +34,19 @@ pub enum Delivery {
     Lagged(u64),
 }
 
+/// Builds a payload; see [`EventBus::publish_with`].
+pub type MakePayload<'a> = Box<dyn FnOnce() -> Bytes + Send + 'a>;
+
 #[async_trait]
 pub trait EventBus: Send + Sync {
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BusError>;
+
+    /// Publishes the payload `make` builds, as [`publish`](Self::publish)
+    /// would. A bus that can tell nobody listens on `topic` (the in-process
+    /// one) may skip building it; by default it is always built.
+    async fn publish_with(&self, topic: &str, make: MakePayload<'_>) -> Result<(), BusError> {
+        self.publish(topic, make()).await
+    }
 
     /// Starts receiving what is published on `topic` from now on.
     async fn subscribe(&self, topic: &str) -> Result<Subscription, BusError>;

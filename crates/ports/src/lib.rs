@@ -12,7 +12,7 @@ pub mod rate_limit;
 pub mod store;
 
 pub use ai::{AiProvider, ChatTurn, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage, TurnRole};
-pub use bus::{BusError, Delivery, EventBus, ReplyLog, Subscription};
+pub use bus::{BusError, Delivery, EventBus, MakePayload, ReplyLog, Subscription};
 pub use cache::{Cache, CacheError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RepoError;

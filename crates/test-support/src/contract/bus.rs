@@ -166,6 +166,23 @@ pub async fn publish_without_subscribers_succeeds(a: &Arc<dyn EventBus>, b: &Arc
     }
 }
 
+/// A payload built on demand reaches every subscriber, in order with the
+/// plain publications around it, from either handle.
+pub async fn built_payloads_reach_subscribers(a: &Arc<dyn EventBus>, b: &Arc<dyn EventBus>) {
+    let topic = unique("session");
+    let mut subscription = b.subscribe(&topic).await.unwrap();
+    publish(a, &topic, "before").await;
+    for (n, bus) in [a, b].into_iter().enumerate() {
+        let text = format!("built {n}");
+        bus.publish_with(&topic, Box::new(move || text.into_bytes().into())).await.unwrap();
+    }
+    publish(b, &topic, "after").await;
+    expect_all(&mut subscription, ["before", "built 0", "built 1", "after"].map(String::from)).await;
+    // Without subscribers it still succeeds.
+    let nobody = unique("session");
+    a.publish_with(&nobody, Box::new(|| "unheard".into())).await.unwrap();
+}
+
 pub async fn payloads_round_trip_exactly(a: &Arc<dyn EventBus>, b: &Arc<dyn EventBus>) {
     let topic = unique("session");
     let mut subscription = b.subscribe(&topic).await.unwrap();

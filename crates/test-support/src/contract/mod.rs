@@ -136,6 +136,7 @@ macro_rules! event_bus_contract_tests {
             nothing_from_before_subscribe,
             dropped_subscription_stops_delivery,
             publish_without_subscribers_succeeds,
+            built_payloads_reach_subscribers,
             payloads_round_trip_exactly,
         );
     };
