@@ -302,69 +302,62 @@ async fn a_cut_mid_stream_is_failed_with_its_partial_text_never_complete() {
     assert!(healthy.requests().is_empty(), "after the first token there is no silent switch");
 }
 
+/// One SSE send to an app whose Claude upstream sends `chunks` `gap` apart,
+/// with the given idle and total deadlines (seconds): the events, how long
+/// the send took, and the reply as stored.
+async fn paced_reply(
+    chunks: Vec<String>,
+    gap: Duration,
+    idle: u64,
+    total: u64,
+) -> (Vec<(String, Value)>, Duration, Value) {
+    let fake = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::FirstByteAfter { delay: Duration::ZERO, chunks, chunk_delay: gap },
+    )
+    .await;
+    let url = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        use_fake_claude(c, url);
+        c.specgen_ai_idle_timeout = idle;
+        c.specgen_ai_total_timeout = total;
+    })
+    .await;
+    let me = app.register("paced@example.com").await;
+    let path = session(&app, &me).await;
+    let started = std::time::Instant::now();
+    let events = send_sse(&app, &me, &path, json!({"content": "go"})).await;
+    let took = started.elapsed();
+    let stored = history(&app, &me, &path).await[1].clone();
+    (events, took, stored)
+}
+
 /// A reply whose provider goes quiet, or runs past the whole reply's
 /// deadline, ends `failed` with the text it had, and says which deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_or_overlong_reply_is_failed_with_its_partial_text() {
     // Chunks two seconds apart against a one-second idle deadline.
-    let stalling = FakeUpstream::start(
-        FakeWire::Anthropic,
-        FakeBehaviour::FirstByteAfter {
-            delay: Duration::ZERO,
-            chunks: chunks(&["first ", "never sent"]),
-            chunk_delay: Duration::from_secs(2),
-        },
-    )
-    .await;
-    let s = stalling.base_url();
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        use_fake_claude(c, s);
-        c.specgen_ai_idle_timeout = 1;
-    })
-    .await;
-    let me = app.register("stall@example.com").await;
-    let path = session(&app, &me).await;
-    let started = std::time::Instant::now();
-    let events = send_sse(&app, &me, &path, json!({"content": "go"})).await;
+    let (events, took, stored) = paced_reply(chunks(&["first ", "never sent"]), Duration::from_secs(2), 1, 300).await;
     let (last, data) = events.last().unwrap();
     assert_eq!(last, "message_failed", "{events:?}");
     assert!(data["content"].as_str().unwrap().ends_with("first "), "{data}");
     assert_eq!(data["error"]["code"], "AI_STREAM_FAILED");
     assert!(data["error"]["message"].as_str().unwrap().contains("sent nothing for 1 s"), "{data}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    let items = history(&app, &me, &path).await;
-    assert_eq!(items[1]["status"], "failed");
-    assert!(items[1]["content"].as_str().unwrap().ends_with("first "), "{}", items[1]);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(stored["status"], "failed");
+    assert!(stored["content"].as_str().unwrap().ends_with("first "), "{stored}");
 
     // Chunks every 400 ms never trip the idle deadline, but the whole reply
     // (ten chunks, four seconds) runs past a two-second total deadline.
-    let slow = FakeUpstream::start(
-        FakeWire::Anthropic,
-        FakeBehaviour::FirstByteAfter {
-            delay: Duration::ZERO,
-            chunks: (0..10).map(|i| format!("c{i} ")).collect(),
-            chunk_delay: Duration::from_millis(400),
-        },
-    )
-    .await;
-    let s = slow.base_url();
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        use_fake_claude(c, s);
-        c.specgen_ai_idle_timeout = 1;
-        c.specgen_ai_total_timeout = 2;
-    })
-    .await;
-    let me = app.register("long@example.com").await;
-    let path = session(&app, &me).await;
-    let events = send_sse(&app, &me, &path, json!({"content": "go on"})).await;
+    let ten = (0..10).map(|i| format!("c{i} ")).collect();
+    let (events, _, stored) = paced_reply(ten, Duration::from_millis(400), 1, 2).await;
     let (last, data) = events.last().unwrap();
     assert_eq!(last, "message_failed", "{events:?}");
     assert!(data["error"]["message"].as_str().unwrap().contains("longer than 2 s"), "{data}");
     let streamed = events.iter().filter(|(name, _)| name == "message_chunk").count();
     assert!((3..10).contains(&streamed), "{streamed} chunks before the deadline: {events:?}");
-    let items = history(&app, &me, &path).await;
-    assert_eq!(items[1]["status"], "failed");
-    assert_eq!(items[1]["content"], data["content"]);
+    assert_eq!(stored["status"], "failed");
+    assert_eq!(stored["content"], data["content"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
