@@ -14,6 +14,7 @@ first_byte_ms=${FIRST_BYTE_MS:-50}
 chunk_ms=${CHUNK_MS:-0}
 levels=${LEVELS:-1,50,200}
 target=${CARGO_TARGET_DIR:-target}
+# TIMELINE=file.csv writes every reply's timings there.
 # SERVER_BIN=path runs another build of the server (an A/B against an older commit).
 server_bin=${SERVER_BIN:-$target/release/specgen}
 cargo build --release -q -p specgen -p specgen-loadgen
@@ -34,4 +35,5 @@ token=$(curl -fs -X POST -H 'content-type: application/json' \
   "http://127.0.0.1:$port/api/v1/auth/register" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tokens"]["accessToken"])')
 echo "machine: $(nproc) cores; store: sqlite (WAL); upstream first byte: ${first_byte_ms} ms, 50 chunks, ${chunk_ms} ms apart"
 "$target/release/specgen-loadgen" --base "http://127.0.0.1:$port" stream --token "$token" --levels "$levels" \
-  --seconds "$seconds" --first-byte-ms "$first_byte_ms" --stagger-ms $((first_byte_ms + 50 * chunk_ms)) --server-pid "$server"
+  --seconds "$seconds" --first-byte-ms "$first_byte_ms" --stagger-ms $((first_byte_ms + 50 * chunk_ms)) --server-pid "$server" \
+  ${TIMELINE:+--timeline "$TIMELINE"}

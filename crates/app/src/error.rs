@@ -34,6 +34,9 @@ pub enum AppError {
     /// A dependency cannot answer now.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Too much of this work already waits; retry in a moment.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -45,6 +48,15 @@ impl From<RepoError> for AppError {
             RepoError::NotFound => Self::NotFound("resource"),
             RepoError::Unavailable(why) => Self::Unavailable(why),
             RepoError::Unknown(cause) => Self::Unknown(cause),
+        }
+    }
+}
+
+impl From<crate::accounts::passwords::PasswordError> for AppError {
+    fn from(e: crate::accounts::passwords::PasswordError) -> Self {
+        match e {
+            crate::accounts::passwords::PasswordError::Busy => Self::Busy("password checks"),
+            crate::accounts::passwords::PasswordError::Failed(cause) => Self::Unknown(cause),
         }
     }
 }

@@ -75,6 +75,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64, limit: u32 },
     #[error("unavailable")]
     Unavailable(String),
+    /// The server turns work away rather than queue it for long.
+    #[error("busy")]
+    Busy { retry_after_secs: u64 },
     /// Readiness failed; `details` names each dependency that is down.
     #[error("dependencies down")]
     DependenciesDown(Vec<FieldError>),
@@ -108,7 +111,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::Validation(_) => "VALIDATION_FAILED",
             Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::Unavailable(_) | Self::DependenciesDown(_) => "UNAVAILABLE",
+            Self::Unavailable(_) | Self::DependenciesDown(_) | Self::Busy { .. } => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -135,6 +138,7 @@ impl ApiError {
                 format!("Too many requests; retry in {retry_after_secs} s.")
             }
             Self::Unavailable(_) | Self::DependenciesDown(_) => "A dependency is unavailable; retry shortly.".into(),
+            Self::Busy { retry_after_secs } => format!("The server is busy; retry in {retry_after_secs} s."),
             Self::Internal(_) => "Something went wrong on our side.".into(),
         }
     }
@@ -180,6 +184,10 @@ impl From<AppError> for ApiError {
                 limit: decision.limit,
             },
             AppError::Unavailable(why) => Self::Unavailable(why),
+            AppError::Busy(what) => {
+                tracing::warn!(what, "turned a request away: too much already waits");
+                Self::Busy { retry_after_secs: 1 }
+            }
             AppError::Unknown(cause) => Self::Internal(cause),
         }
     }
@@ -200,7 +208,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::DependenciesDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::DependenciesDown(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -221,6 +229,26 @@ impl ResponseError for ApiError {
             response.insert_header(("RateLimit-Remaining", HeaderValue::from(0u32)));
             response.insert_header(("RateLimit-Reset", HeaderValue::from(*retry_after_secs)));
         }
+        if let Self::Busy { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
         response.json(self.envelope(request_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn work_turned_away_is_a_503_with_a_retry_after() {
+        let response = ApiError::from(AppError::Busy("password checks")).error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
+        let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "UNAVAILABLE");
+        assert_eq!(body["error"]["message"], "The server is busy; retry in 1 s.");
     }
 }

@@ -72,7 +72,10 @@ fn add_shared(path: &str, operation: &mut Operation) {
         add("404", "NOT_FOUND: no such resource, or one the caller may not know exists");
     }
     if path.starts_with("/api/") {
-        add("503", "UNAVAILABLE: a dependency (store, cache) is down; retry shortly");
+        add(
+            "503",
+            "UNAVAILABLE: a dependency (store, cache) is down, or the server turns work away rather than queue it for long (password checks: then with `Retry-After`); retry shortly",
+        );
     }
 
     for (status, reasons) in reasons {

@@ -66,6 +66,10 @@ enum Command {
         /// The server's process id, for its CPU time.
         #[arg(long)]
         server_pid: u32,
+        /// Write every reply's timings here (CSV, microseconds), to see how
+        /// the streams' requests fall in time.
+        #[arg(long)]
+        timeline: Option<std::path::PathBuf>,
     },
     /// The seed's k6 scenario: ramping VUs, each logging in and creating a
     /// session in a loop; checks login < 500 ms and session < 1,000 ms.
@@ -110,9 +114,16 @@ async fn main() -> anyhow::Result<()> {
         Command::FakeUpstream { first_byte_ms, chunks, chunk_ms, seconds } => {
             stream::fake_upstream(first_byte_ms, chunks, chunk_ms, seconds).await
         }
-        Command::Stream { token, levels, seconds, first_byte_ms, stagger_ms, server_pid } => {
-            let stagger = std::time::Duration::from_millis(stagger_ms);
-            stream::run(&cli.base, &token, &levels, seconds, first_byte_ms, stagger, server_pid).await
+        Command::Stream { token, levels, seconds, first_byte_ms, stagger_ms, server_pid, timeline } => {
+            let plan = stream::Plan {
+                levels,
+                seconds,
+                upstream_delay: std::time::Duration::from_millis(first_byte_ms),
+                stagger: std::time::Duration::from_millis(stagger_ms),
+                server_pid,
+                timeline,
+            };
+            stream::run(&cli.base, &token, &plan).await
         }
         Command::K6(args) => scenario::run(&cli.base, args).await,
         Command::Ws {

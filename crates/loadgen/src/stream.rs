@@ -99,24 +99,47 @@ fn first_chunk_text(body: &str) -> Option<String> {
     chunk["content"].as_str().map(str::to_owned)
 }
 
-pub async fn run(
-    base: &str,
-    token: &str,
-    levels: &[usize],
-    seconds: u64,
-    first_byte_ms: u64,
-    stagger: Duration,
-    server_pid: u32,
-) -> anyhow::Result<()> {
+/// What the benchmark runs.
+pub struct Plan {
+    /// Concurrent streams, one level after the other.
+    pub levels: Vec<usize>,
+    pub seconds: u64,
+    /// The fake's nominal first-byte delay, subtracted for the first figure.
+    pub upstream_delay: Duration,
+    /// The streams' first requests are spread over this long.
+    pub stagger: Duration,
+    pub server_pid: u32,
+    /// Where to write every reply's timings, if anywhere.
+    pub timeline: Option<std::path::PathBuf>,
+}
+
+/// One reply's timings for the timeline, in microseconds since the level
+/// started (when it was sent, when it ended) or since it was sent (its first
+/// chunk, the upstream's own time).
+struct Timed {
+    stream: usize,
+    sent: u128,
+    first_chunk: u128,
+    upstream_own: Option<u128>,
+    ended: u128,
+}
+
+pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
-    let upstream_delay = Duration::from_millis(first_byte_ms);
-    for &streams in levels {
+    let upstream_delay = plan.upstream_delay;
+    let mut timeline = plan.timeline.as_ref().map(std::fs::File::create).transpose()?;
+    if let Some(file) = &mut timeline {
+        use std::io::Write as _;
+        writeln!(file, "streams,stream,sent_us,first_chunk_after_us,upstream_own_us,ended_us")?;
+    }
+    for &streams in &plan.levels {
         let mut urls = Vec::with_capacity(streams);
         for _ in 0..streams {
             urls.push(format!("{base}/api/v1/chat/sessions/{}/messages", session(&client, base, token).await?));
         }
-        let cpu_before = cpu_seconds(server_pid)?;
-        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let cpu_before = cpu_seconds(plan.server_pid)?;
+        let level_start = Instant::now();
+        let deadline = level_start + Duration::from_secs(plan.seconds);
         let tasks: Vec<_> = urls
             .into_iter()
             .enumerate()
@@ -125,37 +148,58 @@ pub async fn run(
                 // Spread the streams' starts over one reply's length: paced
                 // replies all last the same, so streams started together
                 // would stay in lockstep and measure one burst after another.
-                let start_after = stagger.mul_f64(i as f64 / streams as f64);
+                let start_after = plan.stagger.mul_f64(i as f64 / streams as f64);
                 tokio::spawn(async move {
                     tokio::time::sleep(start_after).await;
                     let (mut nominal, mut exact) = (Latencies::new(), Latencies::new());
                     let (mut complete, mut failed) = (0u64, 0u64);
+                    let mut timed = Vec::new();
                     while Instant::now() < deadline {
+                        let sent = level_start.elapsed();
                         match one_reply(&client, &url, &token).await {
                             Ok(reply) => {
                                 nominal.record(reply.first_chunk.saturating_sub(upstream_delay));
                                 if let Some(own) = reply.upstream_own {
                                     exact.record(reply.first_chunk.saturating_sub(own));
                                 }
-                                if reply.completed { complete += 1 } else { failed += 1 }
+                                if reply.completed {
+                                    complete += 1
+                                } else {
+                                    failed += 1
+                                }
+                                timed.push(Timed {
+                                    stream: i,
+                                    sent: sent.as_micros(),
+                                    first_chunk: reply.first_chunk.as_micros(),
+                                    upstream_own: reply.upstream_own.map(|own| own.as_micros()),
+                                    ended: level_start.elapsed().as_micros(),
+                                });
                             }
                             Err(_) => failed += 1,
                         }
                     }
-                    (nominal, exact, complete, failed)
+                    (nominal, exact, complete, failed, timed)
                 })
             })
             .collect();
         let (mut nominal, mut exact) = (Latencies::new(), Latencies::new());
         let (mut complete, mut failed) = (0, 0);
         for task in tasks {
-            let (n, e, c, f) = task.await?;
+            let (n, e, c, f, timed) = task.await?;
             nominal.merge(&n);
             exact.merge(&e);
             complete += c;
             failed += f;
+            if let Some(file) = &mut timeline {
+                use std::io::Write as _;
+                for t in timed {
+                    let own = t.upstream_own.map(|own| own.to_string()).unwrap_or_default();
+                    writeln!(file, "{streams},{},{},{},{own},{}", t.stream, t.sent, t.first_chunk, t.ended)?;
+                }
+            }
         }
-        let cpu = cpu_seconds(server_pid)? - cpu_before;
+        let cpu = cpu_seconds(plan.server_pid)? - cpu_before;
+        let (seconds, first_byte_ms) = (plan.seconds, upstream_delay.as_millis());
         println!(
             "streams={streams:>3}: replies={complete} ({:.1}/s) failed={failed} server CPU/reply={:.3}ms\n  \
              added TTFT, minus the nominal {first_byte_ms} ms: {}\n  \
