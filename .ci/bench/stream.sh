@@ -15,6 +15,8 @@ chunk_ms=${CHUNK_MS:-0}
 levels=${LEVELS:-1,50,200}
 target=${CARGO_TARGET_DIR:-target}
 # TIMELINE=file.csv writes every reply's timings there.
+# THINK_MS=1000 pauses each stream that long after a reply, like a person
+# reading it (then the replies/s and CPU figures include the pauses).
 # SERVER_BIN=path runs another build of the server (an A/B against an older commit).
 server_bin=${SERVER_BIN:-$target/release/specgen}
 cargo build --release -q -p specgen -p specgen-loadgen
@@ -36,4 +38,4 @@ token=$(curl -fs -X POST -H 'content-type: application/json' \
 echo "machine: $(nproc) cores; store: sqlite (WAL); upstream first byte: ${first_byte_ms} ms, 50 chunks, ${chunk_ms} ms apart"
 "$target/release/specgen-loadgen" --base "http://127.0.0.1:$port" stream --token "$token" --levels "$levels" \
   --seconds "$seconds" --first-byte-ms "$first_byte_ms" --stagger-ms $((first_byte_ms + 50 * chunk_ms)) --server-pid "$server" \
-  ${TIMELINE:+--timeline "$TIMELINE"}
+  --think-ms "${THINK_MS:-0}" ${TIMELINE:+--timeline "$TIMELINE"}

@@ -63,6 +63,9 @@ enum Command {
         /// (about one reply's length), so that they do not run in lockstep.
         #[arg(long, default_value_t = 0)]
         stagger_ms: u64,
+        /// Each stream pauses this long after a reply, as a person would.
+        #[arg(long, default_value_t = 0)]
+        think_ms: u64,
         /// The server's process id, for its CPU time.
         #[arg(long)]
         server_pid: u32,
@@ -114,12 +117,13 @@ async fn main() -> anyhow::Result<()> {
         Command::FakeUpstream { first_byte_ms, chunks, chunk_ms, seconds } => {
             stream::fake_upstream(first_byte_ms, chunks, chunk_ms, seconds).await
         }
-        Command::Stream { token, levels, seconds, first_byte_ms, stagger_ms, server_pid, timeline } => {
+        Command::Stream { token, levels, seconds, first_byte_ms, stagger_ms, think_ms, server_pid, timeline } => {
             let plan = stream::Plan {
                 levels,
                 seconds,
                 upstream_delay: std::time::Duration::from_millis(first_byte_ms),
                 stagger: std::time::Duration::from_millis(stagger_ms),
+                think: std::time::Duration::from_millis(think_ms),
                 server_pid,
                 timeline,
             };

@@ -108,6 +108,9 @@ pub struct Plan {
     pub upstream_delay: Duration,
     /// The streams' first requests are spread over this long.
     pub stagger: Duration,
+    /// Each stream waits this long after a reply before its next message,
+    /// like a person reading it; zero sends at once.
+    pub think: Duration,
     pub server_pid: u32,
     /// Where to write every reply's timings, if anywhere.
     pub timeline: Option<std::path::PathBuf>,
@@ -144,7 +147,7 @@ pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
             .into_iter()
             .enumerate()
             .map(|(i, url)| {
-                let (client, token) = (client.clone(), token.to_owned());
+                let (client, token, think) = (client.clone(), token.to_owned(), plan.think);
                 // Spread the streams' starts over one reply's length: paced
                 // replies all last the same, so streams started together
                 // would stay in lockstep and measure one burst after another.
@@ -176,6 +179,9 @@ pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
                                 });
                             }
                             Err(_) => failed += 1,
+                        }
+                        if !think.is_zero() {
+                            tokio::time::sleep(think).await;
                         }
                     }
                     (nominal, exact, complete, failed, timed)

@@ -15,17 +15,21 @@
 //! stalling it and every write queued behind it for several milliseconds.
 //!
 //! SQLite starts the WAL over from its beginning only when a write finds
-//! every frame already copied. Under sustained load a commit always lands
-//! between the checkpointer's copy and the next write, so the WAL never
-//! started over and grew by every page written (about 50 MB/s at 850 replies
-//! a second). When the WAL has grown past [`RESTART_AFTER_FRAMES`], the
-//! checkpointer copies twice (the second round only takes what came during
-//! the first) and then asks the writer to copy the short rest itself,
-//! between two batches: its next write then starts the WAL over.
+//! every frame already copied, and that write pays for it: an fsync of the
+//! new WAL header (0.4-2 ms here). Left to itself, that is the first write
+//! after each checkpoint (at a quiet time, nearly every user message), and
+//! under sustained load no write ever finds the WAL fully copied, so it grew
+//! by every page written (about 50 MB/s at 850 replies a second). So the
+//! writer starts the WAL over itself, with the smallest write there is, when
+//! the checkpointer tells it that a round has copied everything, or that
+//! the WAL has grown past [`RESTART_AFTER_FRAMES`] (the checkpointer then
+//! copies twice, the second round only taking what came in during the
+//! first, and the writer copies the short rest).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use diesel::SqliteConnection;
 use diesel::connection::Connection as _;
@@ -42,8 +46,9 @@ const MAX_BATCH: usize = 64;
 /// commit, while the WAL stays small.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// WAL frames (pages written) past which the writer helps start the WAL
-/// over: SQLite's own automatic checkpoint threshold, about 4 MB.
+/// WAL frames (pages written) past which the writer starts the WAL over even
+/// though commits keep coming: SQLite's own automatic checkpoint threshold,
+/// about 4 MB.
 const RESTART_AFTER_FRAMES: i64 = 1_000;
 
 /// What a write hands back after running: called once the batch's COMMIT
@@ -72,29 +77,29 @@ struct Ran {
 /// last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: Sender<Job>,
 }
 
 impl Writer {
     /// Starts the thread. The connection is opened on the first write (and
     /// again after a failure), like a pool's.
     pub(crate) fn start(url: String, busy_timeout: Duration) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        // One pending signal is enough: the checkpointer copies every commit
-        // made before it runs.
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        // One pending signal is enough either way: the checkpointer copies
+        // every commit made before it runs, and one new start of the WAL
+        // serves every round that asked for it.
         let (committed, commits) = mpsc::sync_channel::<()>(1);
-        let restart_wanted = Arc::new(AtomicBool::new(false));
+        let (copied, start_over) = crossbeam_channel::bounded::<()>(1);
         let setup = pragmas(busy_timeout, true);
         let checkpointer_setup = setup.clone();
         let checkpointer_url = url.clone();
-        let checkpointer_asks = Arc::clone(&restart_wanted);
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint(&checkpointer_url, &checkpointer_setup, &commits, &checkpointer_asks))?;
+            .spawn(move || checkpoint(&checkpointer_url, &checkpointer_setup, &commits, &copied))?;
         let setup = format!("{setup} PRAGMA wal_autocheckpoint = 0;");
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&url, &setup, &queue, &committed, &restart_wanted))?;
+            .spawn(move || run(&url, &setup, &queue, &committed, start_over))?;
         Ok(Self { jobs })
     }
 
@@ -129,15 +134,26 @@ impl Writer {
     }
 }
 
-fn run(
-    url: &str,
-    setup: &str,
-    queue: &mpsc::Receiver<Job>,
-    committed: &mpsc::SyncSender<()>,
-    restart_wanted: &AtomicBool,
-) {
+fn run(url: &str, setup: &str, queue: &Receiver<Job>, committed: &mpsc::SyncSender<()>, mut start_over: Receiver<()>) {
     let mut connection: Option<SqliteConnection> = None;
-    while let Ok(first) = queue.recv() {
+    loop {
+        let first = crossbeam_channel::select! {
+            recv(queue) -> job => match job {
+                Ok(job) => job,
+                // Every handle is gone: nothing more will be written.
+                Err(_) => return,
+            },
+            recv(start_over) -> asked => {
+                match (asked, connection.as_mut()) {
+                    (Ok(()), Some(conn)) => start_wal_over(conn),
+                    // No write yet, so no WAL of this writer's to start over.
+                    (Ok(()), None) => {}
+                    // The checkpointer has stopped; it will not ask again.
+                    (Err(_), _) => start_over = crossbeam_channel::never(),
+                }
+                continue;
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -180,15 +196,6 @@ fn run(
                 // Full: a signal is already pending. Disconnected cannot
                 // happen while this thread holds the sender.
                 let _ = committed.try_send(());
-                // After the callers have their answers: copy what the
-                // checkpointer has not, so that the next write can start the
-                // WAL over (unless a reader still reads from it; the
-                // checkpointer asks again next round).
-                if restart_wanted.swap(false, Ordering::AcqRel)
-                    && let Err(e) = passive_checkpoint(conn)
-                {
-                    tracing::warn!(error = %e, "the writer's checkpoint failed; the WAL grows until the next round");
-                }
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, writes = delivers.len() + batch.len(), "a batch of SQLite writes failed");
@@ -213,6 +220,9 @@ struct Checkpointed {
     /// Frames in the WAL.
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     log: i64,
+    /// Of those, frames now copied into the database file.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    checkpointed: i64,
 }
 
 /// Copies every committed frame no reader still needs into the database file.
@@ -221,10 +231,40 @@ fn passive_checkpoint(conn: &mut SqliteConnection) -> diesel::QueryResult<Checkp
     diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)
 }
 
+/// The user_version in the database header (unused by this store).
+#[derive(diesel::QueryableByName)]
+struct UserVersion {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    user_version: i32,
+}
+
+/// Copies what the checkpointer has not, then writes the header's
+/// user_version back unchanged: the smallest write there is (one page). If
+/// every frame is copied by then and no reader still reads from the WAL,
+/// this write starts it over, and pays for that instead of a caller's write.
+/// If not, it is one page more in the WAL, and the checkpointer asks again.
+/// It tells the checkpointer nothing: at a quiet time that would make a
+/// round of its own, and then another start, forever.
+fn start_wal_over(conn: &mut SqliteConnection) {
+    use diesel::RunQueryDsl as _;
+    use diesel::connection::SimpleConnection as _;
+    let outcome = passive_checkpoint(conn).and_then(|_| {
+        conn.immediate_transaction(|c| {
+            let version = diesel::sql_query("PRAGMA user_version").get_result::<UserVersion>(c)?.user_version;
+            c.batch_execute(&format!("PRAGMA user_version = {version};"))
+        })
+    });
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, "could not start the SQLite WAL over; the next checkpoint round tries again");
+    }
+}
+
 /// Copies committed pages from the WAL into the database file, a round at
 /// a time, until the writer thread ends. `PASSIVE` takes no lock that a
-/// reader or the writer waits for, so neither ever stalls on it.
-fn checkpoint(url: &str, setup: &str, commits: &mpsc::Receiver<()>, restart_wanted: &AtomicBool) {
+/// reader or the writer waits for, so neither ever stalls on it. Then asks
+/// the writer to start the WAL over when this round copied all of it, or
+/// when it has grown large.
+fn checkpoint(url: &str, setup: &str, commits: &mpsc::Receiver<()>, copied: &Sender<()>) {
     let mut connection: Option<SqliteConnection> = None;
     while commits.recv().is_ok() {
         std::thread::sleep(CHECKPOINT_EVERY);
@@ -241,8 +281,11 @@ fn checkpoint(url: &str, setup: &str, commits: &mpsc::Receiver<()>, restart_want
                 // Again, for what was committed during that round; the
                 // writer then has only a few milliseconds' worth to copy.
                 if passive_checkpoint(conn).is_ok() {
-                    restart_wanted.store(true, Ordering::Release);
+                    let _ = copied.try_send(());
                 }
+            }
+            Ok(round) if round.log > 0 && round.checkpointed == round.log => {
+                let _ = copied.try_send(());
             }
             Ok(_) => {}
             Err(e) => {
@@ -378,6 +421,31 @@ mod tests {
     fn wal_starts(wal: &std::path::Path) -> u32 {
         let header = std::fs::read(wal).unwrap();
         u32::from_be_bytes(header[12..16].try_into().unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_a_quiet_time_the_writer_starts_the_wal_over_before_the_next_write_needs_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer_with_things(&dir.path().join("q.db")).await;
+        let wal = dir.path().join("q.db-wal");
+        writer.write(|c| insert(c, "one")).await.unwrap();
+        let starts_before = wal_starts(&wal);
+        // No other write: only the writer's own can start the WAL over, once
+        // the checkpointer has copied the round (half a second after it).
+        let started_over = async {
+            while wal_starts(&wal) == starts_before {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), started_over)
+            .await
+            .expect("the WAL starts over without waiting for the next caller's write");
+        // The next caller's write then appends to the new WAL, and the row is there.
+        writer.write(|c| insert(c, "two")).await.unwrap();
+        let mut reader = establish(dir.path().join("q.db").to_str().unwrap(), "").unwrap();
+        let rows: Vec<Row> = diesel::sql_query("SELECT name FROM things ORDER BY name").load(&mut reader).unwrap();
+        assert_eq!(rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["one", "two"]);
+        assert_eq!(wal_starts(&wal), starts_before + 1, "that write did not start it over again");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
