@@ -94,8 +94,9 @@ impl Passwords {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             return Ok(permit);
         }
+        let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
         let _place = Waiting(Arc::clone(&self.waiting));
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+        if ahead >= self.max_waiting {
             return Err(PasswordError::Busy);
         }
         Ok(Arc::clone(&self.permits).acquire_owned().await.map_err(|e| anyhow::anyhow!("hashing closed: {e}"))?)
