@@ -21,18 +21,12 @@ loadgen="$target/release/specgen-loadgen"
 dir=$(mktemp -d)
 pids=()
 trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-"$loadgen" fake-upstream --first-byte-ms 50 --chunks 50 --chunk-ms 0 --seconds 3600 >"$dir/fake.url" &
-pids+=($!)
-until [ -s "$dir/fake.url" ]; do sleep 0.05; done
-export SPECGEN_DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/specgen.db" SPECGEN_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
-  ANTHROPIC_API_KEY=bench-key ANTHROPIC_BASE_URL="$(head -n1 "$dir/fake.url")" SPECGEN_RATE_MESSAGES=100000000/60
-valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.%p" "$server_bin" serve >"$dir/server.log" 2>&1 &
-server=$!
-pids+=("$server")
-until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do sleep 0.2; done
-token=$(curl -fs -X POST -H 'content-type: application/json' \
-  -d '{"email":"instructions-bench@example.com","password":"Bench-Marmot-2024","name":"Bench"}' \
-  "http://127.0.0.1:$port/api/v1/auth/register" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tokens"]["accessToken"])')
+# shellcheck source=.ci/bench/streaming.sh
+. .ci/bench/streaming.sh
+start_fake 50 0 3600
+export_server_env "$port"
+start_server "$port" valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.%p" "$server_bin"
+token=$(register "$port" instructions-bench@example.com)
 stream() {
   "$loadgen" --base "http://127.0.0.1:$port" stream --token "$token" --levels "$1" --seconds "$2" \
     --first-byte-ms 50 --stagger-ms 50 --server-pid "$server"

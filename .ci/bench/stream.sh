@@ -23,18 +23,12 @@ cargo build --release -q -p specgen -p specgen-loadgen
 dir=$(mktemp -d)
 pids=()
 trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-"$target/release/specgen-loadgen" fake-upstream --first-byte-ms "$first_byte_ms" --chunks 50 --chunk-ms "$chunk_ms" --seconds 600 >"$dir/fake.url" &
-pids+=($!)
-until [ -s "$dir/fake.url" ]; do sleep 0.05; done
-export SPECGEN_DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/specgen.db" SPECGEN_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
-  ANTHROPIC_API_KEY=bench-key ANTHROPIC_BASE_URL="$(head -n1 "$dir/fake.url")" SPECGEN_RATE_MESSAGES=100000000/60
-"$server_bin" serve >"$dir/server.log" 2>&1 &
-server=$!
-pids+=("$server")
-until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do sleep 0.05; done
-token=$(curl -fs -X POST -H 'content-type: application/json' \
-  -d '{"email":"stream-bench@example.com","password":"Bench-Marmot-2024","name":"Bench"}' \
-  "http://127.0.0.1:$port/api/v1/auth/register" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tokens"]["accessToken"])')
+# shellcheck source=.ci/bench/streaming.sh
+. .ci/bench/streaming.sh
+start_fake "$first_byte_ms" "$chunk_ms" 600
+export_server_env "$port"
+start_server "$port" "$server_bin"
+token=$(register "$port" stream-bench@example.com)
 echo "machine: $(nproc) cores; store: sqlite (WAL); upstream first byte: ${first_byte_ms} ms, 50 chunks, ${chunk_ms} ms apart"
 "$target/release/specgen-loadgen" --base "http://127.0.0.1:$port" stream --token "$token" --levels "$levels" \
   --seconds "$seconds" --first-byte-ms "$first_byte_ms" --stagger-ms $((first_byte_ms + 50 * chunk_ms)) --server-pid "$server" \
