@@ -184,10 +184,9 @@ impl From<AppError> for ApiError {
                 limit: decision.limit,
             },
             AppError::Unavailable(why) => Self::Unavailable(why),
-            AppError::Busy(what) => {
-                tracing::warn!(what, "turned a request away: too much already waits");
-                Self::Busy { retry_after_secs: 1 }
-            }
+            // Counted where it is turned away (`requests_turned_away_total`):
+            // a line per request would flood the log during a flood.
+            AppError::Busy(_) => Self::Busy { retry_after_secs: 1 },
             AppError::Unknown(cause) => Self::Internal(cause),
         }
     }

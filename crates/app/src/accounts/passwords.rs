@@ -97,6 +97,7 @@ impl Passwords {
         let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
         let _place = Waiting(Arc::clone(&self.waiting));
         if ahead >= self.max_waiting {
+            metrics::counter!("requests_turned_away_total", "work" => "password_check").increment(1);
             return Err(PasswordError::Busy);
         }
         Ok(Arc::clone(&self.permits).acquire_owned().await.map_err(|e| anyhow::anyhow!("hashing closed: {e}"))?)
