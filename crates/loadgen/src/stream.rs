@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use serde_json::json;
-use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire, upstream_own_time};
+use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire, upstream_own_time, upstream_received_at};
 
 use crate::stats::Latencies;
 
@@ -61,11 +61,16 @@ struct Reply {
     first_chunk: Duration,
     /// The upstream's own time to its first delta, as it reported it.
     upstream_own: Option<Duration>,
+    /// From sending the request to the upstream reading it: the part of the
+    /// added time spent before the provider is called (auth, access, the
+    /// user message's write, context, routing, the upstream connection).
+    before_upstream: Option<Duration>,
     completed: bool,
 }
 
 async fn one_reply(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Reply> {
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let res = client
         .post(url)
         .bearer_auth(token)
@@ -84,9 +89,12 @@ async fn one_reply(client: &reqwest::Client, url: &str, token: &str) -> anyhow::
         }
     }
     let first_chunk = first.ok_or_else(|| anyhow::anyhow!("no chunk in: {seen}"))?;
+    let first_text = first_chunk_text(&seen);
+    let received_at = first_text.as_deref().and_then(upstream_received_at);
     Ok(Reply {
         first_chunk,
-        upstream_own: first_chunk_text(&seen).as_deref().and_then(upstream_own_time),
+        upstream_own: first_text.as_deref().and_then(upstream_own_time),
+        before_upstream: received_at.and_then(|at| at.duration_since(started_at).ok()),
         completed: seen.contains("event: message_complete"),
     })
 }
@@ -124,6 +132,7 @@ struct Timed {
     sent: u128,
     first_chunk: u128,
     upstream_own: Option<u128>,
+    before_upstream: Option<u128>,
     ended: u128,
 }
 
@@ -133,7 +142,7 @@ pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
     let mut timeline = plan.timeline.as_ref().map(std::fs::File::create).transpose()?;
     if let Some(file) = &mut timeline {
         use std::io::Write as _;
-        writeln!(file, "streams,stream,sent_us,first_chunk_after_us,upstream_own_us,ended_us")?;
+        writeln!(file, "streams,stream,sent_us,first_chunk_after_us,upstream_own_us,ended_us,before_upstream_us")?;
     }
     for &streams in &plan.levels {
         let mut urls = Vec::with_capacity(streams);
@@ -155,6 +164,7 @@ pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
                 tokio::spawn(async move {
                     tokio::time::sleep(start_after).await;
                     let (mut nominal, mut exact) = (Latencies::new(), Latencies::new());
+                    let (mut before, mut after) = (Latencies::new(), Latencies::new());
                     let (mut complete, mut failed) = (0u64, 0u64);
                     let mut timed = Vec::new();
                     while Instant::now() < deadline {
@@ -164,6 +174,10 @@ pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
                                 nominal.record(reply.first_chunk.saturating_sub(upstream_delay));
                                 if let Some(own) = reply.upstream_own {
                                     exact.record(reply.first_chunk.saturating_sub(own));
+                                    if let Some(pre) = reply.before_upstream {
+                                        before.record(pre);
+                                        after.record(reply.first_chunk.saturating_sub(own).saturating_sub(pre));
+                                    }
                                 }
                                 if reply.completed {
                                     complete += 1
@@ -175,6 +189,7 @@ pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
                                     sent: sent.as_micros(),
                                     first_chunk: reply.first_chunk.as_micros(),
                                     upstream_own: reply.upstream_own.map(|own| own.as_micros()),
+                                    before_upstream: reply.before_upstream.map(|pre| pre.as_micros()),
                                     ended: level_start.elapsed().as_micros(),
                                 });
                             }
@@ -184,23 +199,27 @@ pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
                             tokio::time::sleep(think).await;
                         }
                     }
-                    (nominal, exact, complete, failed, timed)
+                    (nominal, exact, before, after, complete, failed, timed)
                 })
             })
             .collect();
         let (mut nominal, mut exact) = (Latencies::new(), Latencies::new());
+        let (mut before, mut after) = (Latencies::new(), Latencies::new());
         let (mut complete, mut failed) = (0, 0);
         for task in tasks {
-            let (n, e, c, f, timed) = task.await?;
+            let (n, e, b, a, c, f, timed) = task.await?;
             nominal.merge(&n);
             exact.merge(&e);
+            before.merge(&b);
+            after.merge(&a);
             complete += c;
             failed += f;
             if let Some(file) = &mut timeline {
                 use std::io::Write as _;
                 for t in timed {
                     let own = t.upstream_own.map(|own| own.to_string()).unwrap_or_default();
-                    writeln!(file, "{streams},{},{},{},{own},{}", t.stream, t.sent, t.first_chunk, t.ended)?;
+                    let pre = t.before_upstream.map(|pre| pre.to_string()).unwrap_or_default();
+                    writeln!(file, "{streams},{},{},{},{own},{},{pre}", t.stream, t.sent, t.first_chunk, t.ended)?;
                 }
             }
         }
@@ -209,11 +228,15 @@ pub async fn run(base: &str, token: &str, plan: &Plan) -> anyhow::Result<()> {
         println!(
             "streams={streams:>3}: replies={complete} ({:.1}/s) failed={failed} server CPU/reply={:.3}ms\n  \
              added TTFT, minus the nominal {first_byte_ms} ms: {}\n  \
-             added TTFT, minus the upstream's own time:  {}",
+             added TTFT, minus the upstream's own time:  {}\n    \
+             of which before the upstream read the request: {}\n    \
+             and after its first delta:                     {}",
             complete as f64 / seconds as f64,
             if complete > 0 { cpu * 1000.0 / complete as f64 } else { f64::NAN },
             nominal.summary(),
             exact.summary(),
+            before.summary(),
+            after.summary(),
         );
     }
     Ok(())

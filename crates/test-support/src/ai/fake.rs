@@ -65,6 +65,19 @@ pub fn upstream_own_time(first_chunk: &str) -> Option<Duration> {
     Some(Duration::from_micros(micros))
 }
 
+/// Written after the fake's own time: when it read the request, in
+/// microseconds of the wall clock, so that a client on the same machine can
+/// split its wait into the part before the upstream and the part after.
+pub const UPSTREAM_RECEIVED_AT_PREFIX: &str = "received-unix-us:";
+
+/// When the fake read the request, read back from a reply's first chunk
+/// (see [`UPSTREAM_RECEIVED_AT_PREFIX`]).
+pub fn upstream_received_at(first_chunk: &str) -> Option<std::time::SystemTime> {
+    let micros =
+        first_chunk.split(' ').find_map(|word| word.strip_prefix(UPSTREAM_RECEIVED_AT_PREFIX))?.parse().ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_micros(micros))
+}
+
 /// One request as the fake received it.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
@@ -319,8 +332,14 @@ async fn stream_steps(
         match step {
             Step::Send(event) => send_event(writer, &event).await?,
             Step::SendStamped(text) => {
-                let own = received.elapsed().as_micros();
-                send_event(writer, &render.delta(&format!("{UPSTREAM_OWN_TIME_PREFIX}{own} {text}"))).await?;
+                let own = received.elapsed();
+                let received_at = std::time::SystemTime::now()
+                    .checked_sub(own)
+                    .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |since_epoch| since_epoch.as_micros());
+                let stamp =
+                    format!("{UPSTREAM_OWN_TIME_PREFIX}{} {UPSTREAM_RECEIVED_AT_PREFIX}{received_at}", own.as_micros());
+                send_event(writer, &render.delta(&format!("{stamp} {text}"))).await?;
             }
             Step::Sleep(pause) => tokio::time::sleep(pause).await,
             Step::Cut => return Ok(()),

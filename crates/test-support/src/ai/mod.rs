@@ -13,7 +13,10 @@ pub mod contract;
 mod fake;
 mod wire;
 
-pub use fake::{FakeBehaviour, FakeUpstream, RecordedRequest, UPSTREAM_OWN_TIME_PREFIX, upstream_own_time};
+pub use fake::{
+    FakeBehaviour, FakeUpstream, RecordedRequest, UPSTREAM_OWN_TIME_PREFIX, UPSTREAM_RECEIVED_AT_PREFIX,
+    upstream_own_time, upstream_received_at,
+};
 
 use specgen_ports::{ChatTurn, CompletionRequest, TokenUsage, TurnRole};
 
