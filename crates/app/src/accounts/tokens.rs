@@ -50,10 +50,41 @@ pub enum AccessTokenError {
     Expired,
 }
 
+/// Access tokens whose signature and claims were found valid, by their exact
+/// text: every authenticated request presents one, and checking the HMAC and
+/// decoding the claims anew each time was most of what authenticating cost.
+/// Only tokens that passed are kept, so garbage cannot fill it; the time
+/// checks (`nbf`, `exp`) run again on every use, and the revocation checks
+/// (logout-all, password change, deletion) are the caller's, also on every
+/// use.
+const VERIFIED_TOKENS_KEPT: u64 = 10_000;
+
+/// A token that passed the signature and claim checks, with its time bounds.
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    access: VerifiedAccess,
+    not_before: i64,
+    expires: i64,
+}
+
+impl Verified {
+    fn at(&self, now: OffsetDateTime) -> Result<VerifiedAccess, AccessTokenError> {
+        let now_secs = now.unix_timestamp();
+        if self.not_before > now_secs {
+            return Err(AccessTokenError::Invalid);
+        }
+        if self.expires <= now_secs {
+            return Err(AccessTokenError::Expired);
+        }
+        Ok(self.access)
+    }
+}
+
 pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    verified: moka::sync::Cache<Box<str>, Verified>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
@@ -73,6 +104,8 @@ impl TokenService {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            // An entry outlives its use only until the token would have expired.
+            verified: moka::sync::Cache::builder().max_capacity(VERIFIED_TOKENS_KEPT).time_to_live(access_ttl).build(),
             access_ttl,
             refresh_ttl,
         }
@@ -97,23 +130,29 @@ impl TokenService {
     }
 
     pub fn verify_access(&self, token: &str, now: OffsetDateTime) -> Result<VerifiedAccess, AccessTokenError> {
+        if let Some(verified) = self.verified.get(token) {
+            return verified.at(now);
+        }
+        let verified = self.check_signature_and_claims(token)?;
+        self.verified.insert(token.into(), verified);
+        verified.at(now)
+    }
+
+    fn check_signature_and_claims(&self, token: &str) -> Result<Verified, AccessTokenError> {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map_err(|_| AccessTokenError::Invalid)?;
         let claims = data.claims;
         if claims.typ != ACCESS_TYPE {
             return Err(AccessTokenError::Invalid);
         }
-        let now_secs = now.unix_timestamp();
-        if claims.nbf > now_secs {
-            return Err(AccessTokenError::Invalid);
-        }
-        if claims.exp <= now_secs {
-            return Err(AccessTokenError::Expired);
-        }
         let user_id = claims.sub.parse().map_err(|_| AccessTokenError::Invalid)?;
         let family_id = claims.fam.parse().map_err(|_| AccessTokenError::Invalid)?;
         let issued_at = time_util::from_unix_micros(claims.iat_us).ok_or(AccessTokenError::Invalid)?;
-        Ok(VerifiedAccess { user_id, family_id, issued_at })
+        Ok(Verified {
+            access: VerifiedAccess { user_id, family_id, issued_at },
+            not_before: claims.nbf,
+            expires: claims.exp,
+        })
     }
 }
 
@@ -157,6 +196,33 @@ mod tests {
         let payload = token.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         assert_eq!(tokens.verify_access(&format!("{none_header}.{payload}."), now), Err(AccessTokenError::Invalid));
+    }
+
+    /// A token verified once is taken from the cache afterwards, where its
+    /// time bounds still apply; a token differing from it in any byte is
+    /// checked on its own, and a rejected one is never kept.
+    #[test]
+    fn verified_tokens_are_kept_with_their_time_bounds() {
+        let tokens = service(b"0123456789abcdef0123456789abcdef");
+        let now = time_util::to_micros(OffsetDateTime::now_utc());
+        let (user, family) = (UserId::new_v7(), FamilyId::new_v7());
+        let token = tokens.issue_access(user, family, now).unwrap();
+        assert!(!tokens.verified.contains_key(token.as_str()));
+        assert_eq!(tokens.verify_access(&token, now).unwrap().user_id, user);
+        assert!(tokens.verified.contains_key(token.as_str()), "a verified token is kept");
+        assert_eq!(tokens.verify_access(&token, now).unwrap().user_id, user, "and read back");
+
+        let before = now - time::Duration::seconds(1);
+        assert_eq!(tokens.verify_access(&token, before), Err(AccessTokenError::Invalid), "not before its nbf");
+        let later = now + time::Duration::seconds(900);
+        assert_eq!(tokens.verify_access(&token, later), Err(AccessTokenError::Expired), "expired from the cache too");
+
+        // The same header and claims under another signature.
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+        assert_eq!(tokens.verify_access(&forged, now), Err(AccessTokenError::Invalid));
+        assert!(!tokens.verified.contains_key(forged.as_str()), "a rejected token is not kept");
     }
 
     #[test]
