@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use specgen_domain::{
-    ChatSession, ClientMessageId, Email, FamilyId, Message, MessageError, MessageId, Participant, ParticipantRole,
-    ParticipantView, PasswordHash, Profile, RefreshToken, RefreshTokenId, SessionId, TokenHash, User, UserId,
+    ChatSession, ClientMessageId, Email, FamilyId, Message, MessageError, MessageId, PageLimit, Participant,
+    ParticipantRole, ParticipantView, PasswordHash, Profile, RefreshToken, RefreshTokenId, SessionId, TokenHash, User,
+    UserId,
 };
 use specgen_ports::{
-    Cache, CacheError, MessageRepository, Page, PageRequest, RefreshTokenRepository, RepoError, SessionRepository,
-    Store, StoreHealth, UserRepository,
+    Cache, CacheError, MessageRepository, Page, PageRequest, RecentMessage, RefreshTokenRepository, RepoError,
+    SessionRepository, Store, StoreHealth, UserRepository,
 };
 use time::OffsetDateTime;
 use tracing::Instrument as _;
@@ -171,6 +172,9 @@ impl MessageRepository for Traced<dyn MessageRepository> {
     }
     async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError> {
         db!(self, "messages.page", self.inner.page(session, page))
+    }
+    async fn recent(&self, session: SessionId, limit: PageLimit) -> Result<Vec<RecentMessage>, RepoError> {
+        db!(self, "messages.recent", self.inner.recent(session, limit))
     }
     async fn update(&self, message: &Message) -> Result<(), RepoError> {
         db!(self, "messages.update", self.inner.update(message))

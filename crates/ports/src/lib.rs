@@ -19,5 +19,6 @@ pub use error::RepoError;
 pub use page::{Direction, Page, PageRequest};
 pub use rate_limit::{RateDecision, RateLimitError, RateLimiter, RateRule, RateWindow};
 pub use store::{
-    MessageRepository, PoolStatus, RefreshTokenRepository, SessionRepository, Store, StoreHealth, UserRepository,
+    MessageRepository, PoolStatus, RecentMessage, RefreshTokenRepository, SessionRepository, Store, StoreHealth,
+    UserRepository,
 };

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use specgen_domain::{
-    ChatSession, ClientMessageId, Email, FamilyId, Message, MessageError, MessageId, Participant, ParticipantRole,
-    ParticipantView, PasswordHash, Profile, RefreshToken, RefreshTokenId, SessionId, TokenHash, User, UserId,
+    ChatSession, ClientMessageId, Email, FamilyId, Message, MessageError, MessageId, MessageRole, MessageStatus,
+    PageLimit, Participant, ParticipantRole, ParticipantView, PasswordHash, Profile, RefreshToken, RefreshTokenId,
+    SessionId, TokenHash, User, UserId,
 };
 
 use crate::error::RepoError;
@@ -116,6 +117,21 @@ pub trait SessionRepository: Send + Sync {
     async fn participant_ids(&self, id: SessionId) -> Result<Vec<UserId>, RepoError>;
 }
 
+/// What a reply's context needs of a message (see [`MessageRepository::recent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentMessage {
+    pub id: MessageId,
+    pub role: MessageRole,
+    pub status: MessageStatus,
+    pub content: String,
+}
+
+impl From<&Message> for RecentMessage {
+    fn from(m: &Message) -> Self {
+        Self { id: m.id, role: m.role, status: m.status, content: m.content.clone() }
+    }
+}
+
 #[async_trait]
 pub trait MessageRepository: Send + Sync {
     /// Stores a message and moves its session's last activity to the
@@ -137,6 +153,11 @@ pub trait MessageRepository: Send + Sync {
     /// are oldest first whatever the direction; `Older` with no cursor gives
     /// the newest messages.
     async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError>;
+
+    /// The session's latest `limit` messages, oldest first (ties by id, as
+    /// in `page`), with only what a reply's context needs: it is read before
+    /// every reply, and reading whole messages was most of a send's work.
+    async fn recent(&self, session: SessionId, limit: PageLimit) -> Result<Vec<RecentMessage>, RepoError>;
 
     /// Writes content, status, provider, model, usage, latency, error and
     /// `updated_at` of an existing message. `NotFound` if it does not exist.

@@ -2,12 +2,14 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use specgen_domain::{ClientMessageId, Cursor, Message, MessageError, MessageId, MessageStatus, SessionId};
-use specgen_ports::{Direction, MessageRepository, Page, PageRequest, RepoError};
+use specgen_domain::{
+    ClientMessageId, Cursor, Message, MessageError, MessageId, MessageRole, MessageStatus, PageLimit, SessionId,
+};
+use specgen_ports::{Direction, MessageRepository, Page, PageRequest, RecentMessage, RepoError};
 use time::OffsetDateTime;
 
 use crate::error::{DbError, ForeignKey};
-use crate::rows::{MessageChanges, MessageRow};
+use crate::rows::{MessageChanges, MessageRow, corrupt};
 use crate::schema::{chat_sessions, messages};
 use crate::sessions::overfetch;
 use crate::store::PgStore;
@@ -135,6 +137,32 @@ impl MessageRepository for PgStore {
                 built.items.reverse();
             }
             Ok(built)
+        }
+        .await
+        .map_err(DbError::into_repo)
+    }
+
+    async fn recent(&self, session: SessionId, limit: PageLimit) -> Result<Vec<RecentMessage>, RepoError> {
+        use messages::{content, created_at, id, role, session_id, status};
+        async {
+            let mut conn = self.conn().await?;
+            let rows: Vec<(uuid::Uuid, String, String, String)> = messages::table
+                .filter(session_id.eq(session.as_uuid()))
+                .order((created_at.desc(), id.desc()))
+                .select((id, role, status, content))
+                .limit(i64::try_from(limit.get()).unwrap_or(i64::MAX))
+                .load(&mut conn)
+                .await?;
+            let recent = rows.into_iter().rev().map(|(message_id, role_text, status_text, text)| {
+                Ok::<_, RepoError>(RecentMessage {
+                    id: MessageId::from_uuid(message_id),
+                    role: MessageRole::from_db(&role_text).ok_or_else(|| corrupt("message role", &role_text))?,
+                    status: MessageStatus::from_db(&status_text)
+                        .ok_or_else(|| corrupt("message status", &status_text))?,
+                    content: text,
+                })
+            });
+            Ok(recent.collect::<Result<Vec<_>, _>>()?)
         }
         .await
         .map_err(DbError::into_repo)

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::schema::{chat_sessions, messages, profiles, refresh_tokens, session_participants, users};
 
-fn corrupt(what: &str, value: &str) -> RepoError {
+pub(crate) fn corrupt(what: &str, value: &str) -> RepoError {
     RepoError::unknown(format!("stored {what} is invalid: {value:?}"))
 }
 

@@ -3,7 +3,7 @@
 //! message.
 
 use specgen_domain::{Message, MessageRole, MessageStatus};
-use specgen_ports::{ChatTurn, TurnRole};
+use specgen_ports::{ChatTurn, RecentMessage, TurnRole};
 
 /// Context limits (the seed's defaults: 10 messages, 4,000 tokens).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub fn estimate_tokens(text: &str) -> usize {
 /// Builds the turns for a reply to the newest message in `history`
 /// (oldest first). Failed or empty replies are left out: a model should not
 /// see a half answer as something it said.
-pub fn build(system_prompt: Option<&str>, history: &[Message], budget: ContextBudget) -> Vec<ChatTurn> {
+pub fn build(system_prompt: Option<&str>, history: &[RecentMessage], budget: ContextBudget) -> Vec<ChatTurn> {
     let mut remaining =
         budget.max_tokens.saturating_sub(system_prompt.map_or(0, |p| estimate_tokens(p) + MESSAGE_OVERHEAD));
     let mut picked = Vec::new();
@@ -61,9 +61,10 @@ pub fn build(system_prompt: Option<&str>, history: &[Message], budget: ContextBu
 
 /// `history` (oldest first), read beside the insert of `asked` and so
 /// holding it or not, with `asked` last exactly once.
-pub(crate) fn with_newest(history: Option<Vec<Message>>, asked: &Message) -> Vec<Message> {
-    let mut history: Vec<Message> = history.unwrap_or_default().into_iter().filter(|m| m.id != asked.id).collect();
-    history.push(asked.clone());
+pub(crate) fn with_newest(history: Option<Vec<RecentMessage>>, asked: &Message) -> Vec<RecentMessage> {
+    let mut history: Vec<RecentMessage> =
+        history.unwrap_or_default().into_iter().filter(|m| m.id != asked.id).collect();
+    history.push(RecentMessage::from(asked));
     history
 }
 
@@ -123,10 +124,11 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_whole_messages_within_budget() {
-        let history: Vec<Message> = (0..30)
+        let history: Vec<RecentMessage> = (0..30)
             .map(|i| {
                 let role = if i % 2 == 0 { MessageRole::User } else { MessageRole::Assistant };
-                message(role, MessageStatus::Complete, &format!("message number {i} {}", "word ".repeat(20)))
+                let m = message(role, MessageStatus::Complete, &format!("message number {i} {}", "word ".repeat(20)));
+                RecentMessage::from(&m)
             })
             .collect();
         let turns = build(Some("Be brief."), &history, ContextBudget::default());
@@ -143,11 +145,14 @@ mod tests {
 
     #[test]
     fn failed_replies_are_left_out_and_the_new_message_always_kept() {
-        let history = vec![
+        let history = [
             message(MessageRole::User, MessageStatus::Complete, "first"),
             message(MessageRole::Assistant, MessageStatus::Failed, "half an ans"),
             message(MessageRole::User, MessageStatus::Complete, &"x".repeat(30_000)),
-        ];
+        ]
+        .iter()
+        .map(RecentMessage::from)
+        .collect::<Vec<_>>();
         let turns = build(None, &history, ContextBudget::default());
         assert_eq!(turns.len(), 1, "the huge new message alone");
         assert_eq!(turns[0].role, TurnRole::User);
@@ -157,14 +162,15 @@ mod tests {
     fn the_message_being_answered_ends_the_history_once_whenever_it_was_read() {
         let older = message(MessageRole::User, MessageStatus::Complete, "older");
         let asked = message(MessageRole::User, MessageStatus::Complete, "asked");
-        let ids = |h: Vec<Message>| h.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        let ids = |h: Vec<RecentMessage>| h.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        let (older_read, asked_read) = (RecentMessage::from(&older), RecentMessage::from(&asked));
         assert_eq!(
-            ids(with_newest(Some(vec![older.clone()]), &asked)),
+            ids(with_newest(Some(vec![older_read.clone()]), &asked)),
             vec![older.id, asked.id],
             "read before the insert"
         );
         assert_eq!(
-            ids(with_newest(Some(vec![older.clone(), asked.clone()]), &asked)),
+            ids(with_newest(Some(vec![older_read, asked_read]), &asked)),
             vec![older.id, asked.id],
             "read after it"
         );

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use rand::Rng as _;
 use specgen_domain::{ChatSession, Message, MessageError, MessageId, MessageRole, MessageStatus, ProviderName, Usage};
-use specgen_ports::{AiProvider, CompletionRequest, ProviderError, ReplyStream, StreamEvent, TokenUsage};
+use specgen_ports::{
+    AiProvider, CompletionRequest, ProviderError, RecentMessage, ReplyStream, StreamEvent, TokenUsage,
+};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -62,7 +64,7 @@ impl App {
         &self,
         session: ChatSession,
         asked: Message,
-        history: Vec<Message>,
+        history: Vec<RecentMessage>,
         requested: Option<ProviderName>,
         model: Option<String>,
         emitter: Emitter,
@@ -444,10 +446,10 @@ fn final_event(reply: &Message) -> ChatEvent {
 impl App {
     /// The latest messages the context may use, oldest first; `None` when
     /// the store cannot say (the reply then answers the new message alone).
-    pub(crate) async fn context_history(&self, session: specgen_domain::SessionId) -> Option<Vec<Message>> {
-        let page = specgen_ports::PageRequest::first(context_page(self.inner.ai.context.max_messages));
-        match self.store().messages.page(session, page).await {
-            Ok(page) => Some(page.items),
+    pub(crate) async fn context_history(&self, session: specgen_domain::SessionId) -> Option<Vec<RecentMessage>> {
+        let limit = context_page(self.inner.ai.context.max_messages);
+        match self.store().messages.recent(session, limit).await {
+            Ok(recent) => Some(recent),
             Err(e) => {
                 tracing::warn!(error = %e, "history unavailable; answering from the new message alone");
                 None

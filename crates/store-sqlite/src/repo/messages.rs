@@ -3,8 +3,10 @@ use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use time::OffsetDateTime;
 
-use specgen_domain::{ClientMessageId, Cursor, Message, MessageError, MessageId, MessageStatus, SessionId};
-use specgen_ports::{Direction, MessageRepository, Page, PageRequest, RepoError};
+use specgen_domain::{
+    ClientMessageId, Cursor, Message, MessageError, MessageId, MessageRole, MessageStatus, PageLimit, SessionId,
+};
+use specgen_ports::{Direction, MessageRepository, Page, PageRequest, RecentMessage, RepoError};
 
 use super::{SqliteRepos, uuid_text};
 use crate::cached::{TouchSession, UpdateMessage};
@@ -133,6 +135,38 @@ impl MessageRepository for SqliteRepos {
             built.items.reverse();
         }
         Ok(built)
+    }
+
+    async fn recent(&self, session: SessionId, limit: PageLimit) -> Result<Vec<RecentMessage>, RepoError> {
+        let session = session.to_text();
+        let wanted = limit.get();
+        let rows = self
+            .db
+            .run(move |c| {
+                use messages::{content, created_at, id, role, session_id, status};
+                // A query of fixed shape (its statement stays cached), four
+                // columns, and no LIMIT (see `page`): newest first from the
+                // index, stepping stops after `wanted` rows.
+                let rows = messages::table
+                    .filter(session_id.eq(session))
+                    .order((created_at.desc(), id.desc()))
+                    .select((id, role, status, content))
+                    .load_iter::<(String, String, String, String), DefaultLoadingMode>(c)?
+                    .take(wanted);
+                Ok(rows.collect::<QueryResult<Vec<_>>>()?)
+            })
+            .await?;
+        let recent = rows.into_iter().rev().map(|(message_id, role, status, content)| {
+            Ok::<_, StoreError>(RecentMessage {
+                id: crate::models::id(&message_id)?,
+                role: MessageRole::from_db(&role)
+                    .ok_or_else(|| StoreError::corrupt(format!("message role {role:?}")))?,
+                status: MessageStatus::from_db(&status)
+                    .ok_or_else(|| StoreError::corrupt(format!("message status {status:?}")))?,
+                content,
+            })
+        });
+        Ok(recent.collect::<Result<Vec<_>, _>>()?)
     }
 
     async fn update(&self, message: &Message) -> Result<(), RepoError> {

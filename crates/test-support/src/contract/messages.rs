@@ -1,5 +1,5 @@
 use specgen_domain::{Cursor, MessageError, MessageStatus, PageLimit, SessionId, Usage, User};
-use specgen_ports::{PageRequest, RepoError, Store};
+use specgen_ports::{PageRequest, RecentMessage, RepoError, Store};
 use time::Duration;
 
 use crate::fixtures;
@@ -47,6 +47,28 @@ pub async fn pages_walk_back_oldest_first(s: &Store) {
     let last = s.messages.page(session, PageRequest::older_than(middle.next_cursor.unwrap(), limit(2))).await.unwrap();
     assert_eq!(ids(&last.items), ids(&made[0..1]));
     assert_eq!(last.next_cursor, None);
+}
+
+/// The context read: a session's latest messages, oldest first, each with
+/// its role, status and exact text; no other session's; all of them when
+/// there are fewer than asked.
+pub async fn recent_gives_the_latest_oldest_first(s: &Store) {
+    let (_, session, made) = chat(s, 4).await;
+    let mut reply = fixtures::streaming_reply(&made[3], "half \u{ab}an\u{bb} answer\n");
+    reply.status = MessageStatus::Failed;
+    s.messages.insert(&reply).await.unwrap();
+    let (_, other, _) = chat(s, 2).await;
+
+    let recent = s.messages.recent(session, limit(3)).await.unwrap();
+    let expected: Vec<RecentMessage> = [&made[2], &made[3], &reply].into_iter().map(RecentMessage::from).collect();
+    assert_eq!(recent, expected);
+    let all = s.messages.recent(session, limit(50)).await.unwrap();
+    let mut every = ids(&made);
+    every.push(reply.id);
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), every);
+    assert_eq!(s.messages.recent(other, limit(50)).await.unwrap().len(), 2);
+    let (_, empty, _) = chat(s, 0).await;
+    assert!(s.messages.recent(empty, limit(10)).await.unwrap().is_empty());
 }
 
 pub async fn exact_page_has_no_next_cursor(s: &Store) {

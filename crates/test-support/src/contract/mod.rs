@@ -43,6 +43,7 @@ macro_rules! store_contract_tests {
             messages::page_empty,
             messages::pages_walk_back_oldest_first,
             messages::exact_page_has_no_next_cursor,
+            messages::recent_gives_the_latest_oldest_first,
             messages::pages_forward_from_cursor,
             messages::same_instant_ties_broken_by_id,
             messages::content_round_trips_exactly,
