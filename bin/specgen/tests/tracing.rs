@@ -185,7 +185,7 @@ async fn one_request_is_one_trace_through_store_cache_and_provider() {
     for span in &spans {
         assert!(descends_from_request(span), "{} is outside the request's tree: {names:?}", span.name);
     }
-    for expected in ["db messages.insert", "db messages.page", "ai.reply"] {
+    for expected in ["db messages.insert", "db messages.recent", "ai.reply"] {
         assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
     assert!(names.iter().any(|n| n.starts_with("cache ")), "a cache call in {names:?}");
