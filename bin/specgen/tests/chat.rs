@@ -91,6 +91,44 @@ async fn client_message_id_makes_sending_idempotent(backend: Backend) {
     assert_eq!(history(&app, &me, &path).await.len(), 2, "nothing new was created");
 }
 
+/// Sends racing with one key: the first insert wins, the others answer with
+/// its message, and only the winner's reply runs (each send's reply task
+/// waits for its own insert and ends quietly when that insert lost).
+async fn racing_sends_with_one_key_create_one_message_and_one_reply(backend: Backend) {
+    let fake = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Success { chunks: chunks(&["Just ", "once."]), chunk_delay: Duration::ZERO },
+    )
+    .await;
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(backend, |c| use_fake_claude(c, base)).await;
+    let me = app.register("race@example.com").await;
+    let path = session(&app, &me).await;
+    let body = json!({"content": "only once", "clientMessageId": "race-1"});
+    // Every send gets past the check for an earlier use of the key (a read)
+    // and waits at the insert; then the first insert wins.
+    let held = app.hold_message_writes().await;
+    let sends = futures::future::join_all((0..8).map(|_| send(&app, &me, &path, body.clone())));
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.release().await;
+    };
+    let (answers, ()) = tokio::join!(sends, release);
+    let created: Vec<&Value> = answers.iter().filter(|(status, _)| *status == 201).map(|(_, b)| b).collect();
+    assert_eq!(created.len(), 1, "one send creates: {answers:?}");
+    let user_id = &created[0]["data"]["userMessage"]["id"];
+    for (status, answer) in &answers {
+        assert!(*status == 201 || *status == 200, "{status}: {answer}");
+        assert_eq!(&answer["data"]["userMessage"]["id"], user_id, "every answer names the one message");
+    }
+    let items = history(&app, &me, &path).await;
+    let roles: Vec<&str> = items.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant"], "one message, one reply: {items:?}");
+    assert_eq!(items[1]["status"], "complete");
+    assert_eq!(items[1]["content"], "Just once.");
+    assert_eq!(fake.requests().len(), 1, "the provider was asked once");
+}
+
 async fn strangers_cannot_post_and_messages_are_rate_limited(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| c.specgen_rate_messages = "3/60".into()).await;
     let me = app.register("limit@example.com").await;
@@ -113,6 +151,7 @@ for_both_stores!(
     demo_reply_is_stored_with_the_exact_message,
     bad_content_is_refused_and_stores_nothing,
     client_message_id_makes_sending_idempotent,
+    racing_sends_with_one_key_create_one_message_and_one_reply,
     strangers_cannot_post_and_messages_are_rate_limited,
 );
 

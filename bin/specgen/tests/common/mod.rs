@@ -238,7 +238,47 @@ pub fn use_redis(config: &mut Config) {
     config.specgen_redis_namespace = format!("specgen-test-{}", uuid::Uuid::now_v7().simple());
 }
 
+/// A second connection holding off every write to the messages while it
+/// lives (reads go on): requests that write queue behind it.
+pub enum MessageWritesHeld {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(Box<diesel_async::AsyncPgConnection>),
+}
+
+impl MessageWritesHeld {
+    pub async fn release(self) {
+        use diesel::connection::SimpleConnection as _;
+        use diesel_async::SimpleAsyncConnection as _;
+        match self {
+            Self::Sqlite(mut c) => c.batch_execute("ROLLBACK").unwrap(),
+            Self::Postgres(mut c) => c.batch_execute("ROLLBACK").await.unwrap(),
+        }
+    }
+}
+
 impl TestApp {
+    /// Takes the store's write lock on the messages from outside the server:
+    /// SQLite's database-wide one, or a Postgres table lock that still lets
+    /// the messages be read.
+    pub async fn hold_message_writes(&self) -> MessageWritesHeld {
+        use diesel::Connection as _;
+        use diesel::connection::SimpleConnection as _;
+        use diesel_async::{AsyncConnection as _, SimpleAsyncConnection as _};
+        let url = self.config.database_url.expose();
+        match url.strip_prefix("sqlite://") {
+            Some(path) => {
+                let mut c = diesel::SqliteConnection::establish(path).unwrap();
+                c.batch_execute("BEGIN IMMEDIATE").unwrap();
+                MessageWritesHeld::Sqlite(c)
+            }
+            None => {
+                let mut c = diesel_async::AsyncPgConnection::establish(url).await.unwrap();
+                c.batch_execute("BEGIN; LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE").await.unwrap();
+                MessageWritesHeld::Postgres(Box::new(c))
+            }
+        }
+    }
+
     /// The database URL this instance runs on (to start a second instance on it).
     pub fn database_url(&self) -> Option<String> {
         self._database.as_ref().map(|db| db.url().to_owned())

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use specgen_domain::{
     ClientMessageId, Message, MessageContent, MessageId, MessageRole, MessageStatus, ModelName, ProviderName, SessionId,
 };
@@ -35,6 +35,9 @@ pub enum SendOutcome {
     /// messages, nothing created.
     Replayed { user_message: Message, ai_message: Option<Message> },
 }
+
+/// The user message's insert, awaited by the request and by its reply.
+type StoredOnce = futures::future::Shared<futures::future::BoxFuture<'static, Result<(), std::sync::Arc<RepoError>>>>;
 
 /// Publishes `events` to the session feed in order, until every sender is gone.
 async fn publish_feed(feed: std::sync::Arc<dyn super::events::SessionFeed>, mut events: UnboundedReceiver<ChatEvent>) {
@@ -152,40 +155,40 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        // The reply's context is read beside the insert rather than after it:
-        // one store round trip less before the provider is called.
-        let (inserted, history) = if send.ai_reply {
-            tokio::join!(self.store().messages.insert(&user_message), self.context_history(session_id))
-        } else {
-            (self.store().messages.insert(&user_message).await, None)
-        };
-        match inserted {
-            Ok(()) => {}
-            // Two sends with one key raced: the other one won; answer with it.
-            Err(RepoError::Conflict(_)) => {
-                return match self.replay(session_id, send.client_message_id.as_ref()).await? {
-                    Some(replayed) => Ok(replayed),
-                    None => Err(AppError::Conflict("message already exists".into())),
-                };
-            }
-            Err(RepoError::NotFound) => return Err(AppError::NotFound("session")),
-            Err(e) => return Err(e.into()),
-        }
-
-        // The session moved to the top of every participant's list.
-        self.invalidate_lists_of(session_id).await;
-
-        let (tx, events) = unbounded_channel();
-        let _ = tx.send(ChatEvent::MessageCreated(user_message.clone()));
         if !send.ai_reply {
+            let inserted = self.store().messages.insert(&user_message).await;
+            if let Some(replayed) = self.check_stored(session_id, &send.client_message_id, inserted.err()).await? {
+                return Ok(replayed);
+            }
+            self.invalidate_lists_of(session_id).await;
+            let (tx, events) = unbounded_channel();
+            let _ = tx.send(ChatEvent::MessageCreated(user_message.clone()));
             self.start_feed().emit(ChatEvent::MessageCreated(user_message.clone()));
             return Ok(SendOutcome::Created { user_message, events });
         }
+
+        // The insert is awaited both here (to answer the request) and by the
+        // reply task, so that the commit wakes the reply directly: the reply
+        // no longer waits for this request's thread to run again (under load
+        // it is busy relaying other replies) before it calls the provider.
+        let messages = std::sync::Arc::clone(&self.store().messages);
+        let row = user_message.clone();
+        let mut stored: StoredOnce =
+            async move { messages.insert(&row).await.map_err(std::sync::Arc::new) }.boxed().shared();
+        // Cloned before the first poll: a clone of a completed `Shared` has
+        // nothing left to give.
+        let reply_stored = stored.clone();
+        // Starts the write before the reply task is woken.
+        let early = futures::poll!(&mut stored);
+
+        // Queued before anything the reply emits; the receiver only leaves
+        // this function if the insert succeeded.
+        let (tx, events) = unbounded_channel();
+        let _ = tx.send(ChatEvent::MessageCreated(user_message.clone()));
         // The reply and its session-feed publisher run in one task: one
         // spawn (and one thread woken) per reply instead of two.
         let (feed_tx, feed_rx) = unbounded_channel::<ChatEvent>();
         let feed = FeedSender(feed_tx);
-        feed.emit(ChatEvent::MessageCreated(user_message.clone()));
         let publish = publish_feed(std::sync::Arc::clone(&self.inner.ports.feed), feed_rx);
         let requested = send.provider.or(session.provider);
         // A model named on the session belongs to the session's provider.
@@ -196,10 +199,20 @@ impl App {
         self.inner.in_flight.register(user_message.id, cancel.clone());
         let app = self.clone();
         let asked = user_message.clone();
-        let emitter = Emitter { requester: Some(tx), feed: Some(feed) };
+        let emitter = Emitter { requester: Some(tx), feed: Some(feed.clone()) };
         // The reply outlives the request, but belongs to its trace.
         let span = tracing::info_span!("ai.reply", session.id = %session.id);
         let reply = async move {
+            // The context is read beside the insert: one store round trip
+            // less before the provider is called.
+            let (inserted, history) = tokio::join!(reply_stored, app.context_history(session_id));
+            if inserted.is_err() {
+                // The request answers with the error; there is nothing to reply to.
+                app.inner.in_flight.remove(&[asked.id]);
+                return;
+            }
+            feed.emit(ChatEvent::MessageCreated(asked.clone()));
+            drop(feed);
             let history = super::context::with_newest(history, &asked);
             app.run_reply(session, asked, history, requested, model, emitter, cancel).await;
         };
@@ -211,7 +224,38 @@ impl App {
             .instrument(span),
             &self.inner.runtime,
         );
+
+        let inserted = match early {
+            std::task::Poll::Ready(inserted) => inserted,
+            std::task::Poll::Pending => stored.await,
+        };
+        if let Some(replayed) = self.check_stored(session_id, &send.client_message_id, inserted.err()).await? {
+            return Ok(replayed);
+        }
+        // The session moved to the top of every participant's list.
+        self.invalidate_lists_of(session_id).await;
         Ok(SendOutcome::Created { user_message, events })
+    }
+
+    /// What a failed insert of the user's message means for the request:
+    /// nothing (it succeeded), the original of a repeated `clientMessageId`
+    /// (two sends with one key raced and the other won), or an error.
+    async fn check_stored(
+        &self,
+        session_id: SessionId,
+        key: &Option<ClientMessageId>,
+        failed: Option<impl std::borrow::Borrow<RepoError>>,
+    ) -> Result<Option<SendOutcome>, AppError> {
+        let Some(failed) = failed else { return Ok(None) };
+        match failed.borrow() {
+            RepoError::Conflict(_) => match self.replay(session_id, key.as_ref()).await? {
+                Some(replayed) => Ok(Some(replayed)),
+                None => Err(AppError::Conflict("message already exists".into())),
+            },
+            RepoError::NotFound => Err(AppError::NotFound("session")),
+            RepoError::Unavailable(why) => Err(AppError::Unavailable(why.clone())),
+            RepoError::Unknown(cause) => Err(AppError::Unknown(anyhow::anyhow!("{cause:#}"))),
+        }
     }
 
     /// A channel whose events a task of their own publishes to the session
