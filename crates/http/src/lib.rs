@@ -106,6 +106,10 @@ fn api_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         )
         .service(
             scope("/api/v1/chat")
+                // First: the router tries resources in order, a regex
+                // match each, and sending is the hottest request (each
+                // resource tried before it cost ~4,000 instructions).
+                .service(routes::messages::send)
                 .service(routes::sessions::create)
                 .service(routes::sessions::list)
                 .service(routes::sessions::get)
@@ -114,7 +118,6 @@ fn api_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(routes::sessions::add_participant)
                 .service(routes::sessions::remove_participant)
                 .service(routes::messages::list)
-                .service(routes::messages::send)
                 .service(routes::messages::cancel),
         )
         .service(scope("/api/v1/ai").service(routes::messages::providers))
