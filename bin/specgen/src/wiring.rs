@@ -99,6 +99,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 /// As `start`, on a given clock (tests drive token expiry and rate-limit
 /// windows with a manual one).
 pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    // First, so that the series created at zero while wiring are recorded.
+    let metrics = specgen_http::metrics_setup::prometheus()?;
     let opened = OpenedStore::open(config).await?;
     let applied = opened.migrate().await?;
     let jwt_secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.specgen_data_dir)?;
@@ -149,7 +151,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
 
     let gateway = Gateway::new(app.clone(), shared.bus, shared.reply_log, gateway_config)?;
     let state_app = app.clone();
-    let state = AppState { app, metrics: specgen_http::metrics_setup::prometheus()? };
+    let state = AppState { app, metrics };
     let http = HttpConfig {
         body_limit: config.specgen_body_limit,
         cors_origins: config.cors_origins(),

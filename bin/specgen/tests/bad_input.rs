@@ -115,6 +115,40 @@ async fn details_name_fields_as_sent(backend: Backend) {
     }
 }
 
+/// `details` names every failing field even when some have the wrong JSON
+/// type (serde alone stops at the first), and only an object is a body
+/// (serde alone fills a struct from an array, by position).
+async fn every_failing_field_is_named_and_only_objects_are_bodies(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.register("every@example.com").await;
+    let (_, session) = app.call(Method::POST, SESSIONS, Some(&me.access), Some(&json!({}))).await;
+    let messages = format!("{SESSIONS}/{}/messages", session["data"]["id"].as_str().unwrap());
+    let cases = [
+        (
+            messages.as_str(),
+            json!({"content": 5, "aiReply": "x", "clientMessageId": 3}),
+            vec!["aiReply", "clientMessageId", "content"],
+        ),
+        (messages.as_str(), json!({"content": "", "model": "", "aiReply": "x"}), vec!["aiReply", "content", "model"]),
+        (SESSIONS, json!({"title": [], "systemPrompt": 1, "provider": 2}), vec!["provider", "systemPrompt", "title"]),
+        (SESSIONS, json!(["hello", "sp", "demo", "m"]), vec!["body"]),
+        (messages.as_str(), json!(["hello"]), vec!["body"]),
+    ];
+    for (path, body, expected) in cases {
+        let (status, answer) = app.call(Method::POST, path, Some(&me.access), Some(&body)).await;
+        assert_eq!(status, 422, "{path} {body}: {answer}");
+        let details = assert_error(&answer, "VALIDATION_FAILED")["details"].clone();
+        let mut fields: Vec<&str> = details.as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, expected, "{path} {body}: {answer}");
+        assert!(!answer.to_string().contains("Request"), "no Rust type names: {answer}");
+    }
+    let (_, listed) = app.get_as(SESSIONS, &me.access).await;
+    assert_eq!(listed["data"]["items"].as_array().unwrap().len(), 1, "no session was made: {listed}");
+    let (_, history) = app.get_as(&messages, &me.access).await;
+    assert_eq!(history["data"]["items"], json!([]), "no message was stored");
+}
+
 /// The document describes logout's optional body as "the object or null";
 /// a `null` body was refused with 422.
 async fn logout_takes_a_null_body(backend: Backend) {
@@ -258,6 +292,7 @@ for_both_stores!(
     forged_cursor_from_antiquity_is_422,
     preferences_with_nul_are_422_and_change_nothing,
     details_name_fields_as_sent,
+    every_failing_field_is_named_and_only_objects_are_bodies,
     logout_takes_a_null_body,
     method_not_allowed_lists_the_allowed_methods,
     openapi_lists_the_errors_every_operation_can_answer,

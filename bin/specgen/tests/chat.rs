@@ -298,15 +298,27 @@ async fn every_provider_failing_keeps_the_message_and_says_why() {
     assert_eq!(items[0]["content"], "please keep this");
     assert_eq!(items[1]["status"], "failed");
 
+    // Over SSE the reply follows the usual sequence: created as streaming,
+    // then its one final event.
+    let events = send_sse(&app, &me, &path, json!({"content": "again, streamed"})).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["message_created", "message_created", "message_failed"], "{events:?}");
+    assert_eq!(events[1].1["message"]["role"], "assistant");
+    assert_eq!(events[1].1["message"]["status"], "streaming");
+    assert_eq!(events[2].1["error"]["code"], "AI_UNAVAILABLE", "{events:?}");
+
     // Three failures open the breaker: the provider shows as unavailable.
-    for _ in 0..2 {
-        send(&app, &me, &path, json!({"content": "again"})).await;
-    }
+    send(&app, &me, &path, json!({"content": "again"})).await;
     let (status, providers) = app.get_as("/api/v1/ai/providers", &me.access).await;
     assert_eq!(status, 200);
     assert_eq!(providers["data"][0]["name"], "claude");
     assert_eq!(providers["data"][0]["isDefault"], true);
     assert_eq!(providers["data"][0]["available"], false, "{providers}");
+    // Readiness reports it too: still ready (the store answers), degraded.
+    let (status, ready) = read(app.get("/health/ready").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(ready["data"]["status"], "degraded", "{ready}");
+    assert_eq!(ready["data"]["providers"], json!([{"name": "claude", "available": false}]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,6 +90,8 @@ async fn an_instance_keeps_its_own_fan_out_through_a_redis_outage() {
     let mut late = a.subscribe(&topic).await.unwrap();
     a.publish(&topic, "during".into()).await.unwrap();
     assert_eq!(next_payload(&mut late).await, "during");
+    // Readiness hears that fan-out is local only.
+    assert!(a.ping().await.is_err(), "ping reports the outage");
 
     proxy.restore();
     // Back to shared mode: B hears A again, and the late subscriber hears B.
@@ -105,4 +107,5 @@ async fn an_instance_keeps_its_own_fan_out_through_a_redis_outage() {
         }
     }
     assert!(crossed, "a subscription made during the outage attaches to Redis once it is back");
+    a.ping().await.unwrap();
 }

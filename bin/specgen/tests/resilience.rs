@@ -195,6 +195,11 @@ async fn a_redis_outage_keeps_the_service_going() {
         frames.iter().any(|f| f["event"] == "message_created" && f["data"]["message"]["content"] == text)
     };
 
+    let readiness = || async { read(a.get("/health/ready").await).await };
+    let (status, body) = readiness().await;
+    assert_eq!((status, &body["data"]["status"]), (200, &json!("ready")), "{body}");
+    assert_eq!(body["data"]["checks"], json!({"store": "up", "cache": "up", "bus": "up"}));
+
     let (status, _) = send("before").await;
     assert_eq!(status, 201);
     assert!(heard(&bob_on_a.until("message_created").await, "before"));
@@ -231,6 +236,10 @@ async fn a_redis_outage_keeps_the_service_going() {
         }
     }
     assert!(limited, "the message limit still applies while Redis is down");
+    // Still ready (the store answers), and it says what it is missing.
+    let (status, body) = readiness().await;
+    assert_eq!((status, &body["data"]["status"]), (200, &json!("degraded")), "{body}");
+    assert_eq!(body["data"]["checks"], json!({"store": "up", "cache": "down", "bus": "down"}));
     let outage_length = outage.elapsed();
 
     proxy.restore();
@@ -262,6 +271,8 @@ async fn a_redis_outage_keeps_the_service_going() {
         }
     }
     let crossed_after = crossed_after.expect("instances hear each other again after Redis returns");
+    let (status, body) = readiness().await;
+    assert_eq!((status, &body["data"]["checks"]["cache"]), (200, &json!("up")), "{body}");
     eprintln!(
         "RESILIENCE redis outage ({outage_length:?}): members asked to reconnect once: {cut_once}; {sent_during} \
          messages sent (201) and heard on the same instance; rate limit enforced in-process; cross-instance \

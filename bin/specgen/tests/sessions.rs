@@ -54,6 +54,14 @@ async fn create_get_patch_delete(backend: Backend) {
         app.call(Method::PATCH, &path, Some(&owner.access), Some(&json!({"title": "", "provider": "gpt"}))).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["details"].as_array().unwrap().len(), 2);
+    // A provider this server has not enabled, as when sending a message.
+    for (method, at) in [(Method::POST, SESSIONS), (Method::PATCH, path.as_str())] {
+        let (status, body) = app.call(method, at, Some(&owner.access), Some(&json!({"provider": "openai"}))).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"], "provider");
+    }
+    let (_, got) = app.get_as(&path, &owner.access).await;
+    assert_eq!(got["data"]["provider"], "demo", "a refused change changes nothing");
 
     let (status, _) = app.call(Method::DELETE, &path, Some(&owner.access), None).await;
     assert_eq!(status, 200);
@@ -89,10 +97,17 @@ async fn list_is_paged_most_recent_first(backend: Backend) {
     assert_eq!(ids(&last), [made[0].clone()]);
     assert_eq!(last["data"]["nextCursor"], Value::Null);
 
-    for bad in ["?limit=0", "?limit=101", "?limit=ten", "?cursor=garbage"] {
+    let bad_queries = [
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+        ("?limit=ten", "limit"),
+        ("?limit=5&limit=6", "limit"),
+        ("?cursor=garbage", "cursor"),
+    ];
+    for (bad, field) in bad_queries {
         let (status, body) = app.get_as(&format!("{SESSIONS}{bad}"), &owner.access).await;
         assert_eq!(status, 422, "{bad}: {body}");
-        assert_error(&body, "VALIDATION_FAILED");
+        assert_eq!(assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"], field, "{bad}");
     }
 }
 
@@ -139,9 +154,10 @@ async fn participants_join_leave_and_access_rule(backend: Backend) {
     let (status, body) = app.call(Method::PATCH, &path, Some(&member.access), Some(&json!({"title": "mine"}))).await;
     assert_eq!(status, 403);
     assert_error(&body, "FORBIDDEN");
-    let (status, _) =
+    let (status, body) =
         app.call(Method::DELETE, &format!("{participants}/{}", owner.user_id), Some(&member.access), None).await;
-    assert_eq!(status, 409, "nobody removes the owner");
+    assert_eq!(status, 403, "a member removes nobody but themself: {body}");
+    assert_error(&body, "FORBIDDEN");
     let (status, body) =
         app.call(Method::DELETE, &format!("{participants}/{}", owner.user_id), Some(&owner.access), None).await;
     assert_eq!(status, 409, "the owner cannot leave: {body}");

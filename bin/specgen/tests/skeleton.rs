@@ -17,7 +17,12 @@ async fn health_live_and_ready(backend: Backend) {
 
     let (status, body) = read(app.get("/health/ready").await).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"]["checks"]["store"], "up");
+    assert_eq!(body["data"]["status"], "ready");
+    assert_eq!(body["data"]["checks"], serde_json::json!({"store": "up", "cache": "up", "bus": "up"}));
+    // Each enabled provider, as `GET /ai/providers` lists them.
+    let providers = body["data"]["providers"].as_array().unwrap();
+    assert!(!providers.is_empty(), "{body}");
+    assert!(providers.iter().all(|p| p["name"].is_string() && p["available"] == true), "{body}");
 }
 
 async fn request_id_is_kept_or_replaced(backend: Backend) {
@@ -73,6 +78,37 @@ async fn metrics_label_routes_by_pattern(backend: Backend) {
     assert!(text.contains(r#"db_pool_connections{state="in_use"}"#), "{text}");
 }
 
+/// Every family the contract names is listed by a fresh instance, before
+/// any reply or connection: those a reply records with a series per
+/// provider and its default model, at zero.
+async fn metrics_list_the_contract_families_from_the_start(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for family in [
+        "http_request_duration_seconds",
+        "ai_response_duration_seconds",
+        "ai_time_to_first_token_seconds",
+        "ai_tokens_total",
+        "ai_fallbacks_total",
+        "ws_connections",
+        "active_users_total",
+    ] {
+        assert!(text.contains(&format!("# TYPE {family} ")), "{family} missing:\n{text}");
+    }
+    assert!(text.lines().any(|l| l == "ws_connections 0"), "{text}");
+    assert!(text.lines().any(|l| l == "active_users_total 0"), "{text}");
+    let (_, providers) = read(app.get("/health/ready").await).await;
+    let provider = providers["data"]["providers"][0]["name"].as_str().unwrap().to_owned();
+    for direction in ["input", "output"] {
+        let series = format!(r#"ai_tokens_total{{provider="{provider}","#);
+        assert!(
+            text.lines().any(|l| l.starts_with(&series) && l.contains(&format!(r#"direction="{direction}"}} 0"#))),
+            "{text}"
+        );
+    }
+    assert!(text.contains(&format!(r#"ai_time_to_first_token_seconds_count{{provider="{provider}","#)), "{text}");
+}
+
 async fn openapi_and_docs_are_served(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (status, doc) = read(app.get("/api/openapi.json").await).await;
@@ -126,6 +162,7 @@ for_both_stores!(
     unknown_routes_are_json_404,
     wrong_method_is_json_405,
     metrics_label_routes_by_pattern,
+    metrics_list_the_contract_families_from_the_start,
     openapi_and_docs_are_served,
 );
 

@@ -97,6 +97,12 @@ impl EventBus for FailoverBus {
         };
         Ok(Box::pin(futures::stream::select(local, shared)))
     }
+
+    /// The shared bus's answer: while it is down, fan-out reaches only
+    /// this instance's own connections.
+    async fn ping(&self) -> Result<(), BusError> {
+        self.shared.ping().await
+    }
 }
 
 /// A subscription to `topic` on `bus` that is made as soon as the bus takes

@@ -1,6 +1,6 @@
 //! Readiness and start-up recovery.
 
-use specgen_domain::MessageError;
+use specgen_domain::{MessageError, ProviderName};
 use specgen_ports::RepoError;
 
 use crate::App;
@@ -17,15 +17,29 @@ impl CheckStatus {
     }
 }
 
-/// What `/health/ready` reports: each dependency and whether all are up.
+/// What `/health/ready` reports: each dependency, and each AI provider with
+/// whether it is available now (its circuit breaker closed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
     pub store: CheckStatus,
+    pub cache: CheckStatus,
+    pub bus: CheckStatus,
+    pub providers: Vec<(ProviderName, bool)>,
 }
 
 impl Readiness {
+    /// The instance can serve: only the store is required. Without the
+    /// cache requests go to the store, and without the shared bus fan-out
+    /// stays within this instance; every instance shares those, so taking
+    /// this one out of rotation would not help.
     pub fn is_ready(&self) -> bool {
         self.store.is_up()
+    }
+
+    /// Ready, but serving with less: a shared dependency is down, or no AI
+    /// provider is available.
+    pub fn is_degraded(&self) -> bool {
+        !self.cache.is_up() || !self.bus.is_up() || !self.providers.iter().any(|(_, available)| *available)
     }
 }
 
@@ -35,8 +49,12 @@ impl App {
         self.store().health.pool_status()
     }
 
+    /// Asks the store, the cache and the bus at once; each answers within
+    /// its adapter's own deadline.
     pub async fn readiness(&self) -> Readiness {
-        let store = match self.store().health.ping().await {
+        let ports = &self.inner.ports;
+        let (store, cache, bus) = tokio::join!(self.store().health.ping(), ports.cache.ping(), ports.bus.ping());
+        let store = match store {
             Ok(()) => CheckStatus::Up,
             Err(e) => {
                 tracing::warn!(error = %e, "store is not ready");
@@ -46,7 +64,15 @@ impl App {
                 })
             }
         };
-        Readiness { store }
+        let down = |what: &str, error: &dyn std::fmt::Display| {
+            tracing::warn!(error = %error, "{what} is down");
+            CheckStatus::Down("unavailable".to_owned())
+        };
+        let cache = cache.map_or_else(|e| down("cache", &e), |()| CheckStatus::Up);
+        let bus = bus.map_or_else(|e| down("event bus", &e), |()| CheckStatus::Up);
+        let providers =
+            self.providers().into_iter().map(|(provider, available)| (provider.name(), available)).collect();
+        Readiness { store, cache, bus, providers }
     }
 
     /// Replies left `streaming` by a crash can never finish: mark them failed,

@@ -124,6 +124,7 @@ impl App {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("the application must be built inside a tokio runtime"))?;
         let providers = chat::Providers::new(ports.providers.clone(), &config.ai.order);
+        chat::reply::register_metrics(&providers);
         let app = Self {
             inner: Arc::new(Inner {
                 ports,

@@ -229,4 +229,7 @@ impl Cache for Traced<dyn Cache> {
     async fn delete(&self, keys: &[String]) -> Result<(), CacheError> {
         cache_span!(self, "delete", self.inner.delete(keys))
     }
+    async fn ping(&self) -> Result<(), CacheError> {
+        self.inner.ping().await
+    }
 }

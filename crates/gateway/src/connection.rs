@@ -334,8 +334,7 @@ impl Connection {
     /// reply like everyone else.
     async fn send_message(&mut self, auth: AuthContext, data: &Value, id: Option<&Value>) -> Outcome {
         let session = session_id(data)?;
-        let body: SendMessageRequest = specgen_http::extract::parse_json(data.to_string().as_bytes())?;
-        specgen_http::extract::validate(&body)?;
+        let body: SendMessageRequest = specgen_http::extract::parse_valid(data.to_string().as_bytes())?;
         let send = body.to_domain()?;
         self.join(auth, session).await?;
         match self.state.app.send_message(auth, session, send).await? {

@@ -38,9 +38,7 @@ where
                 }
                 body.extend_from_slice(&chunk);
             }
-            let value: T = parse_json(&body)?;
-            validate(&value)?;
-            Ok(ValidJson(value))
+            Ok(ValidJson(parse_valid(&body)?))
         })
     }
 }
@@ -110,24 +108,113 @@ pub fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Syntax errors are 400; well-formed JSON of the wrong shape is 422 naming the field.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let text = inner.to_string();
-                let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
-                let field = missing_field(&message).unwrap_or(if path == "." { "body".to_owned() } else { path });
-                ApiError::Validation(vec![FieldError::new(field, message)])
-            }
-            _ => not_json(),
-        }
-    })?;
-    de.end().map_err(|_| not_json())?;
+/// A request body: a JSON object of the DTO's fields, which must also pass
+/// its garde rules. `details` names every failing field, whether its type or
+/// a rule is wrong.
+pub fn parse_valid<T>(body: &[u8]) -> Result<T, ApiError>
+where
+    T: DeserializeOwned + garde::Validate,
+    T::Context: Default,
+{
+    let value = parse_checked(body, |parsed: &T| validate(parsed).err())?;
+    validate(&value)?;
     Ok(value)
+}
+
+/// A request body: a JSON object of the DTO's fields. Syntax errors are
+/// 400; well-formed JSON of the wrong shape is 422 naming every field that
+/// is missing or of the wrong type.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    parse_checked(body, |_: &T| None)
+}
+
+fn parse_checked<T: DeserializeOwned>(body: &[u8], rules: impl Fn(&T) -> Option<ApiError>) -> Result<T, ApiError> {
+    // serde would also fill a struct from an array, by position.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|_| not_json())?;
+        return Err(ApiError::validation("body", "must be a JSON object"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let first_error = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => {
+            de.end().map_err(|_| not_json())?;
+            return Ok(value);
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.classify() != serde_json::error::Category::Data {
+                return Err(not_json());
+            }
+            let text = inner.to_string();
+            let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+            let field = missing_field(&message).or_else(|| duplicate_field(&message)).unwrap_or(if path == "." {
+                "body".to_owned()
+            } else {
+                path
+            });
+            FieldError::new(field, readable(&message))
+        }
+    };
+    // serde stops at the first wrong field: look at each field on its own
+    // to name them all, and at the rest together for the rules.
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body) else {
+        return Err(not_json());
+    };
+    let details = diagnose(object, rules);
+    Err(ApiError::Validation(if details.is_empty() { vec![first_error] } else { details }))
+}
+
+/// Every field of `object` that cannot be of its type, every required field
+/// missing, and, when the fields that are well typed make a whole value,
+/// its rules' failures.
+fn diagnose<T: DeserializeOwned>(
+    object: serde_json::Map<String, serde_json::Value>,
+    rules: impl Fn(&T) -> Option<ApiError>,
+) -> Vec<FieldError> {
+    let mut details = Vec::new();
+    let mut well_typed = serde_json::Map::new();
+    for (key, value) in object {
+        let alone = serde_json::Value::Object(serde_json::Map::from_iter([(key.clone(), value)]));
+        match serde_path_to_error::deserialize::<_, T>(&alone) {
+            Err(err) if missing_field(&err.inner().to_string()).is_none() => {
+                let path = err.path().to_string();
+                let field = if path == "." { key.clone() } else { path };
+                details.push(FieldError::new(field, readable(&err.into_inner().to_string())));
+            }
+            _ => {
+                if let serde_json::Value::Object(mut alone) = alone {
+                    well_typed.append(&mut alone);
+                }
+            }
+        }
+    }
+    match T::deserialize(serde_json::Value::Object(well_typed)) {
+        Err(err) => {
+            let message = err.to_string();
+            // Not one already named: it is there, with the wrong type.
+            if let Some(field) = missing_field(&message)
+                && !details.iter().any(|d| d.field == field)
+            {
+                details.push(FieldError::new(field, message));
+            }
+        }
+        Ok(value) => {
+            if let Some(ApiError::Validation(failed)) = rules(&value) {
+                details.extend(failed);
+            }
+        }
+    }
+    details
+}
+
+/// serde's message without the Rust type it expected ("expected struct
+/// CreateSessionRequest" means an object to a client).
+fn readable(message: &str) -> String {
+    match message.split_once("expected struct ") {
+        Some((before, _)) => format!("{before}expected an object"),
+        None => message.to_owned(),
+    }
 }
 
 fn not_json() -> ApiError {
@@ -137,6 +224,12 @@ fn not_json() -> ApiError {
 /// serde reports a missing field against its parent; name the field itself.
 fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+/// The same for a field given twice.
+fn duplicate_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("duplicate field `")?;
     Some(rest.split('`').next()?.to_owned())
 }
 
@@ -192,5 +285,46 @@ mod tests {
         assert_eq!(fields(parse_json::<Probe>(br#"{"name": "x"}"#).unwrap_err()), ["age"]);
         assert_eq!(fields(parse_json::<Probe>(b"[]").unwrap_err()), ["body"]);
         assert!(parse_json::<Probe>(br#"{"name": "x", "age": 3, "extra": true}"#).is_ok());
+    }
+
+    #[test]
+    fn every_wrong_field_is_named() {
+        assert_eq!(fields(parse_json::<Probe>(br#"{"name": 1, "age": "2"}"#).unwrap_err()), ["age", "name"]);
+        assert_eq!(fields(parse_json::<Probe>(br#"{"age": "old"}"#).unwrap_err()), ["age", "name"]);
+        // A repeated key: serde's own answer, since each value alone is fine.
+        assert_eq!(fields(parse_json::<Probe>(br#"{"name": "a", "name": "b", "age": 1}"#).unwrap_err()), ["name"]);
+    }
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        // By position, serde would take this for a `Probe`.
+        let Err(ApiError::Validation(details)) = parse_json::<Probe>(br#"["x", 3]"#) else {
+            panic!("an array is not a body");
+        };
+        assert_eq!((details[0].field.as_str(), details[0].message.as_str()), ("body", "must be a JSON object"));
+        for body in [&b"null"[..], b"\"text\"", b"3"] {
+            assert_eq!(fields(parse_json::<Probe>(body).unwrap_err()), ["body"]);
+        }
+        assert_eq!(fields(parse_json::<Probe>(b"[1,").unwrap_err()), ["BAD_REQUEST"]);
+    }
+
+    #[derive(Debug, serde::Deserialize, garde::Validate)]
+    struct Ruled {
+        #[garde(length(min = 1))]
+        content: String,
+        #[allow(dead_code)]
+        #[garde(skip)]
+        quick: Option<bool>,
+        #[garde(length(min = 1))]
+        model: Option<String>,
+    }
+
+    #[test]
+    fn type_errors_and_rule_failures_are_named_together() {
+        let body = br#"{"content": "", "model": "", "quick": "yes"}"#;
+        let mut named = fields(parse_valid::<Ruled>(body).unwrap_err());
+        named.sort();
+        assert_eq!(named, ["content", "model", "quick"]);
+        assert!(parse_valid::<Ruled>(br#"{"content": "hi", "quick": true}"#).is_ok());
     }
 }

@@ -100,6 +100,10 @@ impl EventBus for InProcessBus {
             Some((delivery, (receiver, guard)))
         })))
     }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
 /// Held by a subscription's stream: dropping it drops the topic's channel

@@ -54,6 +54,10 @@ impl Cache for InProcessCache {
         }
         Ok(())
     }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
 }
 
 /// moka clones a value on every read: the bytes sit behind an `Arc` so that

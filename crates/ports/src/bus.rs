@@ -50,6 +50,10 @@ pub trait EventBus: Send + Sync {
 
     /// Starts receiving what is published on `topic` from now on.
     async fn subscribe(&self, topic: &str) -> Result<Subscription, BusError>;
+
+    /// Answers `Ok` while publications reach every instance (for the
+    /// readiness report).
+    async fn ping(&self) -> Result<(), BusError>;
 }
 
 #[async_trait]

@@ -23,4 +23,7 @@ pub trait Cache: Send + Sync {
 
     /// Removes every listed key (missing keys are fine).
     async fn delete(&self, keys: &[String]) -> Result<(), CacheError>;
+
+    /// Answers `Ok` while the cache can serve (for the readiness report).
+    async fn ping(&self) -> Result<(), CacheError>;
 }

@@ -187,6 +187,16 @@ impl EventBus for RedisBus {
             Err(_) => Err(unavailable(format!("no subscription within {DEADLINE:?}"))),
         }
     }
+
+    /// The publisher's connection answers, and the subscriptions' link is
+    /// not down (while it is, this instance hears no other).
+    async fn ping(&self) -> Result<(), BusError> {
+        if let Link::Down(reason) = &self.shared.state().link {
+            return Err(unavailable(reason));
+        }
+        let mut connection = self.publisher.clone();
+        within_deadline(redis::cmd("PING").query_async::<()>(&mut connection)).await.map_err(unavailable)
+    }
 }
 
 /// What the local channels carry.

@@ -97,6 +97,12 @@ impl Cache for RedisCache {
         pipe.del(redis_keys).ignore();
         self.query(&pipe).await
     }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("PING").ignore();
+        self.query(&pipe).await
+    }
 }
 
 #[cfg(test)]

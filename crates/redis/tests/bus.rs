@@ -105,6 +105,7 @@ async fn bus_with_nothing_listening_is_unavailable_within_a_second() {
     for _ in 0..3 {
         assert_unavailable_within("subscribe", second, bus.subscribe("session:1")).await;
         assert_unavailable_within("publish", second, bus.publish("session:1", Bytes::from_static(b"x"))).await;
+        assert_unavailable_within("ping", second, bus.ping()).await;
     }
 }
 
@@ -116,6 +117,7 @@ async fn bus_on_silent_server_is_unavailable_within_the_deadline() {
     let limit = Duration::from_millis(1_500);
     assert_unavailable_within("subscribe", limit, bus.subscribe("session:1")).await;
     assert_unavailable_within("publish", limit, bus.publish("session:1", Bytes::from_static(b"x"))).await;
+    assert_unavailable_within("ping", limit, bus.ping()).await;
     server.abort();
 }
 

@@ -70,6 +70,7 @@ async fn assert_cache_unavailable(cache: &RedisCache) {
     assert_cache_unavailable_fast("get", cache.get(key)).await;
     assert_cache_unavailable_fast("set", cache.set(key, b"v", Duration::from_secs(60))).await;
     assert_cache_unavailable_fast("delete", cache.delete(&[key.to_owned()])).await;
+    assert_cache_unavailable_fast("ping", cache.ping()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,14 +115,7 @@ impl App {
         send: SendMessage,
     ) -> Result<SendOutcome, AppError> {
         let (session, _) = self.access(auth, session_id).await?;
-        if let Some(provider) = send.provider
-            && self.inner.providers.get(provider).is_none()
-        {
-            return Err(AppError::Invalid {
-                field: "provider",
-                message: format!("provider {provider} is not enabled"),
-            });
-        }
+        self.check_enabled(send.provider)?;
         if let Some(replayed) = self.replay(session_id, send.client_message_id.as_ref()).await? {
             return Ok(replayed);
         }
@@ -235,6 +228,17 @@ impl App {
         // The session moved to the top of every participant's list.
         self.invalidate_lists_of(session_id).await;
         Ok(SendOutcome::Created { user_message, events })
+    }
+
+    /// A provider named by a request (a send, or a session's settings) must
+    /// be one this server has enabled.
+    pub(crate) fn check_enabled(&self, provider: Option<ProviderName>) -> Result<(), AppError> {
+        match provider {
+            Some(provider) if self.inner.providers.get(provider).is_none() => {
+                Err(AppError::Invalid { field: "provider", message: format!("provider {provider} is not enabled") })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// What a failed insert of the user's message means for the request:

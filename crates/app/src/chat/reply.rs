@@ -44,6 +44,33 @@ impl Emitter {
     }
 }
 
+/// Creates, at zero, the series of every AI metric a reply records, for
+/// each enabled provider with its default model and each fallback the
+/// order allows, so that a scrape of a fresh instance already lists them
+/// (the metrics recorder must be installed first).
+pub(crate) fn register_metrics(providers: &super::Providers) {
+    let all = providers.all();
+    for provider in all {
+        let labels =
+            [("provider", provider.name().as_str().to_owned()), ("model", provider.default_model().to_owned())];
+        // Registering is enough: the exporter lists a histogram with no samples.
+        let _ = metrics::histogram!("ai_time_to_first_token_seconds", &labels);
+        let _ = metrics::histogram!("ai_response_duration_seconds", &labels);
+        for direction in ["input", "output"] {
+            let (name, model) = (provider.name().as_str(), provider.default_model().to_owned());
+            metrics::counter!("ai_tokens_total", "provider" => name, "model" => model, "direction" => direction)
+                .increment(0);
+        }
+    }
+    // A requested provider is tried first, so any may fall back to any other.
+    for from in all {
+        for to in all.iter().filter(|to| to.name() != from.name()) {
+            metrics::counter!("ai_fallbacks_total", "from" => from.name().as_str(), "to" => to.name().as_str())
+                .increment(0);
+        }
+    }
+}
+
 enum FirstTokenError {
     Cancelled,
     Failed(ProviderError),
@@ -406,7 +433,10 @@ impl App {
             tracing::error!(error = %e, "could not store the failed reply");
         }
         self.inner.in_flight.remove(&[asked.id]);
-        emitter.emit(ChatEvent::MessageCreated(reply.clone()));
+        // Every reply follows one sequence (the contract's): created as
+        // `streaming`, then exactly one final event with the outcome.
+        let announced = Message { status: MessageStatus::Streaming, error: None, ..reply.clone() };
+        emitter.emit(ChatEvent::MessageCreated(announced));
         emitter.emit(final_event(&reply));
         reply
     }

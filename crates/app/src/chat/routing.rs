@@ -119,13 +119,20 @@ impl Providers {
     }
 
     /// `(provider, model)` to try in turn: the requested provider with the
-    /// requested model, then the others with their default models.
+    /// requested model, then the others with their default models. A model
+    /// belongs to the provider it was named for: when that provider is not
+    /// enabled (a session's setting from an earlier configuration), the
+    /// default provider answers with its own default model.
     pub fn candidates(
         &self,
         requested: Option<ProviderName>,
         model: Option<&str>,
     ) -> Vec<(Arc<dyn AiProvider>, String)> {
-        let first = requested.and_then(|n| self.get(n)).or_else(|| self.ordered.first());
+        let (first, model) = match requested.map(|name| self.get(name)) {
+            Some(Some(found)) => (Some(found), model),
+            Some(None) => (self.ordered.first(), None),
+            None => (self.ordered.first(), model),
+        };
         let Some(first) = first else {
             return Vec::new();
         };
@@ -142,6 +149,54 @@ impl Providers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only its name and default model matter to the routing.
+    struct Named(ProviderName, &'static str);
+
+    #[async_trait::async_trait]
+    impl AiProvider for Named {
+        fn name(&self) -> ProviderName {
+            self.0
+        }
+        fn default_model(&self) -> &str {
+            self.1
+        }
+        fn models(&self) -> Vec<String> {
+            vec![self.1.to_owned()]
+        }
+        async fn stream(
+            &self,
+            _: specgen_ports::CompletionRequest,
+        ) -> Result<specgen_ports::ReplyStream, specgen_ports::ProviderError> {
+            Err(specgen_ports::ProviderError::Connect("not called by these tests".into()))
+        }
+    }
+
+    fn tried(
+        providers: &Providers,
+        requested: Option<ProviderName>,
+        model: Option<&str>,
+    ) -> Vec<(ProviderName, String)> {
+        providers.candidates(requested, model).into_iter().map(|(p, model)| (p.name(), model)).collect()
+    }
+
+    #[test]
+    fn a_model_goes_only_with_the_provider_it_was_named_for() {
+        let providers = Providers::new(
+            vec![Arc::new(Named(ProviderName::Demo, "demo-1")), Arc::new(Named(ProviderName::Claude, "sonnet"))],
+            &[ProviderName::Claude, ProviderName::Demo],
+        );
+        let claude = (ProviderName::Claude, "sonnet".to_owned());
+        let demo = (ProviderName::Demo, "demo-1".to_owned());
+        assert_eq!(tried(&providers, None, None), [claude.clone(), demo.clone()]);
+        assert_eq!(tried(&providers, None, Some("opus")), [(ProviderName::Claude, "opus".to_owned()), demo.clone()]);
+        assert_eq!(
+            tried(&providers, Some(ProviderName::Demo), Some("demo-2")),
+            [(ProviderName::Demo, "demo-2".to_owned()), claude.clone()]
+        );
+        // openai is not enabled: its model is not sent to the others.
+        assert_eq!(tried(&providers, Some(ProviderName::Openai), Some("gpt-x")), [claude, demo]);
+    }
 
     #[test]
     fn breaker_opens_after_threshold_and_closes_on_success() {

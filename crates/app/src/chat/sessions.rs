@@ -82,6 +82,7 @@ impl App {
     }
 
     pub async fn create_session(&self, auth: AuthContext, new: NewSession) -> Result<ChatSession, AppError> {
+        self.check_enabled(new.provider)?;
         let now = self.now();
         let session = ChatSession {
             id: SessionId::new_v7(),
@@ -128,6 +129,7 @@ impl App {
         patch: SessionPatch,
     ) -> Result<SessionView, AppError> {
         let mut session = self.owned(auth, id).await?;
+        self.check_enabled(patch.provider.flatten())?;
         if let Some(title) = patch.title {
             session.title = title;
         }
@@ -186,11 +188,13 @@ impl App {
     /// The owner removes a member, or a member leaves. The owner cannot leave.
     pub async fn remove_participant(&self, auth: AuthContext, id: SessionId, user: UserId) -> Result<(), AppError> {
         let (session, role) = self.access(auth, id).await?;
-        if user == session.owner_id {
-            return Err(AppError::Conflict("the owner cannot leave their own session; delete it instead".into()));
-        }
+        // A member may only leave: removing anyone else, the owner included,
+        // is not theirs to do.
         if role != ParticipantRole::Owner && user != auth.user_id {
             return Err(AppError::Forbidden("only the owner may remove other participants"));
+        }
+        if user == session.owner_id {
+            return Err(AppError::Conflict("the owner cannot leave their own session; delete it instead".into()));
         }
         self.store().sessions.remove_participant(id, user).await.map_err(not_found_as("participant"))?;
         self.invalidate_session(id, &[user]).await;

@@ -10,7 +10,7 @@ use crate::client::{AuthUser, ClientIp};
 use crate::dto::{AuthDto, Done, TokensDto, TokensOnlyDto, UserDto};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ValidJson, parse_json};
+use crate::extract::{ValidJson, parse_valid};
 use crate::refresh_cookie;
 use crate::rules::{self, field, opt_field};
 use crate::state::AppState;
@@ -235,9 +235,8 @@ where
         return Ok(None);
     }
     crate::extract::check_json_content_type(req)?;
-    let value: Option<T> = parse_json(body)?;
-    if let Some(value) = &value {
-        crate::extract::validate(value)?;
+    if body.trim_ascii() == b"null" {
+        return Ok(None);
     }
-    Ok(value)
+    parse_valid(body).map(Some)
 }

@@ -112,9 +112,14 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
-        web::Query::<PageQuery>::from_query(req.query_string())
-            .map(web::Query::into_inner)
-            .map_err(|_| ApiError::BadRequest("The query string is malformed.".into()))
+        web::Query::<PageQuery>::from_query(req.query_string()).map(web::Query::into_inner).map_err(|e| {
+            // `?limit=5&limit=6`: a bad `limit`, as far as the client can tell.
+            let text = e.to_string();
+            match text.split("duplicate field `").nth(1).and_then(|rest| rest.split('`').next()) {
+                Some(field) => ApiError::validation(field, "is given more than once"),
+                None => ApiError::BadRequest("The query string is malformed.".into()),
+            }
+        })
     }
 
     pub fn into_request(self, default_limit: PageLimit) -> Result<PageRequest, ApiError> {

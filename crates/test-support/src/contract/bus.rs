@@ -45,6 +45,11 @@ async fn expect_all(subscription: &mut Subscription, expected: impl IntoIterator
     }
 }
 
+pub async fn answers_ping(a: &Arc<dyn EventBus>, b: &Arc<dyn EventBus>) {
+    a.ping().await.unwrap();
+    b.ping().await.unwrap();
+}
+
 pub async fn publication_reaches_other_handle_in_order(a: &Arc<dyn EventBus>, b: &Arc<dyn EventBus>) {
     let topic = unique("session");
     let mut subscription = b.subscribe(&topic).await.unwrap();

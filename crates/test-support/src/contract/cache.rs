@@ -22,6 +22,10 @@ fn key(label: &str) -> String {
     format!("{label}:{}", uuid::Uuid::new_v4())
 }
 
+pub async fn answers_ping(cache: &Arc<dyn Cache>) {
+    cache.ping().await.unwrap();
+}
+
 pub async fn unknown_key_misses(cache: &Arc<dyn Cache>) {
     assert_eq!(cache.get(&key("session:unknown")).await.unwrap(), None);
 }

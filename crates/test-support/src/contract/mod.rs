@@ -102,6 +102,7 @@ macro_rules! rate_limit_contract_tests {
 macro_rules! cache_contract_tests {
     ($fresh:path) => {
         $crate::cache_contract_tests!(@cases $fresh;
+            answers_ping,
             unknown_key_misses,
             set_then_get_returns_exact_bytes,
             overwrite_replaces,
@@ -130,6 +131,7 @@ macro_rules! cache_contract_tests {
 macro_rules! event_bus_contract_tests {
     ($fresh:path) => {
         $crate::event_bus_contract_tests!(@cases $fresh;
+            answers_ping,
             publication_reaches_other_handle_in_order,
             every_subscriber_gets_everything,
             publishers_keep_their_own_order,
