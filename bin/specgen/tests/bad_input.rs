@@ -17,8 +17,10 @@ const SESSIONS: &str = "/api/v1/chat/sessions";
 
 /// A cursor in the server's format (`<unix micros>.<uuid>`, base64url) at an
 /// instant of the client's choosing.
-fn cursor_at(unix_micros: i64) -> String {
-    let raw = format!("{unix_micros}.{}", uuid::Uuid::now_v7().simple());
+/// A cursor as the server encodes one for `list` (`sessions`, or a session's
+/// id for its messages).
+fn cursor_at(list: &str, unix_micros: i64) -> String {
+    let raw = format!("{list}~{unix_micros}.{}", uuid::Uuid::now_v7().simple());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
@@ -37,8 +39,10 @@ async fn forged_cursor_from_antiquity_is_422(backend: Backend) {
 
     // Year -5000, year -1 and one microsecond before the epoch.
     for micros in [-220_000_000_000_000_000, -62_200_000_000_000_000, -1] {
-        let cursor = cursor_at(micros);
-        for path in [format!("{SESSIONS}?cursor={cursor}"), format!("{SESSIONS}/{session}/messages?cursor={cursor}")] {
+        let (of_sessions, of_messages) = (cursor_at("sessions", micros), cursor_at(&session, micros));
+        for path in
+            [format!("{SESSIONS}?cursor={of_sessions}"), format!("{SESSIONS}/{session}/messages?cursor={of_messages}")]
+        {
             let (status, body) = app.get_as(&path, &me.access).await;
             assert_eq!(status, 422, "{path}: {body}");
             assert_eq!(assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"], "cursor", "{body}");
@@ -50,6 +54,32 @@ async fn forged_cursor_from_antiquity_is_422(backend: Backend) {
     let (status, body) = app.get_as(&format!("{SESSIONS}?limit=1&cursor={next}"), &me.access).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["items"].as_array().unwrap().len(), 1, "{body}");
+
+    // A cursor is good only for the list that issued it.
+    let other = first["data"]["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, page) = app.get_as(&format!("{SESSIONS}?limit=1&cursor={next}"), &me.access).await;
+    let session = page["data"]["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_ne!(session, other);
+    let messages = format!("{SESSIONS}/{session}/messages");
+    for n in 0..2 {
+        let body = json!({"content": format!("m{n}"), "aiReply": false});
+        assert_eq!(app.call(Method::POST, &messages, Some(&me.access), Some(&body)).await.0, 201);
+    }
+    let (_, history) = app.get_as(&format!("{messages}?limit=1"), &me.access).await;
+    let of_messages = history["data"]["nextCursor"].as_str().expect("two messages, one per page").to_owned();
+    let misused = [
+        format!("{SESSIONS}/{session}/messages?cursor={next}"),
+        format!("{SESSIONS}?cursor={of_messages}"),
+        format!("{SESSIONS}/{other}/messages?cursor={of_messages}"),
+    ];
+    for path in misused {
+        let (status, body) = app.get_as(&path, &me.access).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"], "cursor", "{body}");
+    }
+    let (status, older) = app.get_as(&format!("{messages}?limit=1&cursor={of_messages}"), &me.access).await;
+    assert_eq!(status, 200);
+    assert_eq!(older["data"]["items"][0]["content"], "m0", "{older}");
 }
 
 /// Postgres's `jsonb` cannot hold U+0000: a NUL in a preference, key or

@@ -216,9 +216,12 @@ pub async fn list(
     id: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery::from_request(&req)?.into_request(PageLimit::MESSAGES_DEFAULT)?;
-    let page = state.app.list_messages(auth.0, session_id(&id)?, page).await?;
-    Ok(envelope::ok(PageDto::from_page(&page, |m| MessageDto::from(m))))
+    // A session's messages are a list of their own: its id names it.
+    let session = session_id(&id)?;
+    let listed = session.to_string();
+    let page = PageQuery::from_request(&req)?.into_request(PageLimit::MESSAGES_DEFAULT, &listed)?;
+    let page = state.app.list_messages(auth.0, session, page).await?;
+    Ok(envelope::ok(PageDto::from_page(&page, &listed, |m| MessageDto::from(m))))
 }
 
 fn default_true() -> bool {

@@ -92,10 +92,15 @@ pub struct PageDto<T> {
 }
 
 impl<T> PageDto<T> {
-    pub fn from_page<U>(page: &Page<U>, map: impl Fn(&U) -> T) -> Self {
-        Self { items: page.items.iter().map(map).collect(), next_cursor: page.next_cursor.map(|c| c.encode()) }
+    /// `listed` names the list (see [`PageQuery::into_request`]): its cursor
+    /// is good for that list only.
+    pub fn from_page<U>(page: &Page<U>, listed: &str, map: impl Fn(&U) -> T) -> Self {
+        Self { items: page.items.iter().map(map).collect(), next_cursor: page.next_cursor.map(|c| c.encode_in(listed)) }
     }
 }
+
+/// The list of a user's sessions, as cursors name it.
+pub const SESSION_LIST: &str = "sessions";
 
 /// `?limit=&cursor=`, checked into a page request.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -122,7 +127,8 @@ impl PageQuery {
         })
     }
 
-    pub fn into_request(self, default_limit: PageLimit) -> Result<PageRequest, ApiError> {
+    /// `listed` names the list being paged: a cursor issued for another is bad.
+    pub fn into_request(self, default_limit: PageLimit, listed: &str) -> Result<PageRequest, ApiError> {
         let mut errors = Vec::new();
         let limit = match self.limit.as_deref().map(|l| l.parse::<i64>().ok().and_then(|n| PageLimit::new(n).ok())) {
             None => Some(default_limit),
@@ -134,7 +140,7 @@ impl PageQuery {
         };
         let cursor = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
-            Some(raw) => match Cursor::decode(raw).filter(issuable) {
+            Some(raw) => match Cursor::decode_in(raw, listed).filter(issuable) {
                 Some(c) => Some(c),
                 None => {
                     errors.push(crate::error::FieldError::new("cursor", "is not a cursor this server issued"));
@@ -154,7 +160,7 @@ impl PageQuery {
 
 /// Whether this server could have issued a cursor at this position: cursors
 /// are made from stored instants, all taken from the clock, so never before
-/// the Unix epoch. `Cursor::decode` accepts any instant `time` can hold
+/// the Unix epoch. `Cursor::decode_in` accepts any instant `time` can hold
 /// (back to year -9999), and Postgres refuses a `timestamptz` before 4713 BC
 /// with an error that would surface as a 500; such a cursor is a forged one,
 /// and the contract answers a bad cursor with 422.
@@ -243,9 +249,9 @@ pub async fn create(
 )]
 #[get("/sessions")]
 pub async fn list(state: web::Data<AppState>, auth: AuthUser, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery::from_request(&req)?.into_request(PageLimit::SESSIONS_DEFAULT)?;
+    let page = PageQuery::from_request(&req)?.into_request(PageLimit::SESSIONS_DEFAULT, SESSION_LIST)?;
     let page = state.app.list_sessions(auth.0, page).await?;
-    Ok(envelope::ok(PageDto::from_page(&page, |s| SessionDto::from(s))))
+    Ok(envelope::ok(PageDto::from_page(&page, SESSION_LIST, |s| SessionDto::from(s))))
 }
 
 /// One session with its participants.
