@@ -120,6 +120,9 @@ async fn racing_sends_with_one_key_create_one_message_and_one_reply(backend: Bac
     for (status, answer) in &answers {
         assert!(*status == 201 || *status == 200, "{status}: {answer}");
         assert_eq!(&answer["data"]["userMessage"]["id"], user_id, "every answer names the one message");
+        // Replays answer as the original does: once the reply has ended.
+        assert_eq!(answer["data"]["aiMessage"]["status"], "complete", "{answer}");
+        assert_eq!(answer["data"]["aiMessage"]["content"], "Just once.", "{answer}");
     }
     let items = history(&app, &me, &path).await;
     let roles: Vec<&str> = items.iter().map(|m| m["role"].as_str().unwrap()).collect();
@@ -154,6 +157,48 @@ for_both_stores!(
     racing_sends_with_one_key_create_one_message_and_one_reply,
     strangers_cannot_post_and_messages_are_rate_limited,
 );
+
+/// A send retried while its reply is still being written (a client that
+/// timed out, say) answers as the original request does, once the reply has
+/// ended, not with a half-written or missing reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_send_answers_with_the_finished_reply() {
+    let fake = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Success {
+            chunks: chunks(&["Slow", " and", " steady", " wins."]),
+            chunk_delay: Duration::from_millis(150),
+        },
+    )
+    .await;
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, base)).await;
+    let me = app.register("retry@example.com").await;
+    let path = session(&app, &me).await;
+    let body = json!({"content": "take your time", "clientMessageId": "retry-1"});
+    let original = tokio::spawn({
+        let (http, url, token, body) = (app.client.clone(), app.url(&path), me.access.clone(), body.clone());
+        async move { read(http.post(url).bearer_auth(token).json(&body).send().await.unwrap()).await }
+    });
+    // Retry once the user message is stored and the reply is under way.
+    let mut stored = false;
+    for _ in 0..100 {
+        if history(&app, &me, &path).await.iter().any(|m| m["role"] == "user") {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stored, "the user message is stored");
+    let (status, again) = send(&app, &me, &path, body).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["data"]["aiMessage"]["status"], "complete", "{again}");
+    assert_eq!(again["data"]["aiMessage"]["content"], "Slow and steady wins.");
+    let (status, first) = original.await.unwrap();
+    assert_eq!(status, 201);
+    assert_eq!(again["data"]["aiMessage"]["id"], first["data"]["aiMessage"]["id"]);
+    assert_eq!(fake.requests().len(), 1, "the provider was asked once");
+}
 
 /// Sends with `Accept: text/event-stream` and returns the parsed events.
 async fn send_sse(app: &TestApp, who: &Account, path: &str, body: Value) -> Vec<(String, Value)> {

@@ -64,36 +64,52 @@ impl FeedSender {
 /// the user message they answer.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    tokens: Mutex<HashMap<MessageId, CancellationToken>>,
+    replies: Mutex<HashMap<MessageId, Running>>,
+}
+
+/// A reply in flight: how to stop it, and how to hear that it ended.
+#[derive(Debug)]
+struct Running {
+    cancel: CancellationToken,
+    ended: CancellationToken,
 }
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, CancellationToken>> {
-        match self.tokens.lock() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Running>> {
+        match self.replies.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    pub(crate) fn register(&self, id: MessageId, token: CancellationToken) {
-        self.lock().insert(id, token);
+    pub(crate) fn register(&self, id: MessageId, cancel: CancellationToken) {
+        self.lock().insert(id, Running { cancel, ended: CancellationToken::new() });
     }
 
+    /// The reply ended (its final state is stored).
     pub(crate) fn remove(&self, ids: &[MessageId]) {
-        let mut tokens = self.lock();
+        let mut replies = self.lock();
         for id in ids {
-            tokens.remove(id);
+            if let Some(running) = replies.remove(id) {
+                running.ended.cancel();
+            }
         }
     }
 
     pub(crate) fn cancel(&self, id: MessageId) -> bool {
-        self.lock().get(&id).map(CancellationToken::cancel).is_some()
+        self.lock().get(&id).map(|running| running.cancel.cancel()).is_some()
     }
 
     pub(crate) fn cancel_all(&self) {
-        for token in self.lock().values() {
-            token.cancel();
+        for running in self.lock().values() {
+            running.cancel.cancel();
         }
+    }
+
+    /// Resolves once the reply registered under `id` has ended; `None` when
+    /// none runs on this instance.
+    fn ended(&self, id: MessageId) -> Option<tokio_util::sync::WaitForCancellationFutureOwned> {
+        self.lock().get(&id).map(|running| running.ended.clone().cancelled_owned())
     }
 
     pub fn len(&self) -> usize {
@@ -323,6 +339,27 @@ impl App {
             None => self.store().sessions.participant_ids(session_id).await.unwrap_or_default(),
         };
         self.invalidate(users.into_iter().map(super::cache::list_key).collect()).await;
+    }
+
+    /// A replayed send as its original request answers: once the reply that
+    /// this instance runs for it has ended. (A reply running on another
+    /// instance is given as it stands: `streaming`, or not started yet.)
+    pub async fn settle_replay(
+        &self,
+        session_id: SessionId,
+        user_message: Message,
+        ai_message: Option<Message>,
+    ) -> Result<(Message, Option<Message>), AppError> {
+        let running = ai_message.as_ref().is_none_or(|ai| ai.status == MessageStatus::Streaming);
+        let ended = running.then(|| self.inner.in_flight.ended(user_message.id)).flatten();
+        let Some(ended) = ended else {
+            return Ok((user_message, ai_message));
+        };
+        ended.await;
+        match self.replay(session_id, user_message.client_message_id.as_ref()).await? {
+            Some(SendOutcome::Replayed { user_message, ai_message }) => Ok((user_message, ai_message)),
+            _ => Ok((user_message, ai_message)),
+        }
     }
 
     /// The original messages of an already used idempotency key.

@@ -307,10 +307,15 @@ pub async fn send(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
     match state.app.send_message(auth.0, session_id(&id)?, send).await? {
-        SendOutcome::Replayed { user_message, ai_message } => Ok(envelope::ok(SentDto {
-            user_message: MessageDto::from(&user_message),
-            ai_message: ai_message.as_ref().map(MessageDto::from),
-        })),
+        SendOutcome::Replayed { user_message, ai_message } => {
+            // A retried send answers as the original would have: after the reply.
+            let (user_message, ai_message) =
+                state.app.settle_replay(user_message.session_id, user_message, ai_message).await?;
+            Ok(envelope::ok(SentDto {
+                user_message: MessageDto::from(&user_message),
+                ai_message: ai_message.as_ref().map(MessageDto::from),
+            }))
+        }
         SendOutcome::Created { events, .. } if wants_sse => Ok(sse(events, body.ai_reply)),
         SendOutcome::Created { user_message, mut events } => {
             let mut ai_message = None;
