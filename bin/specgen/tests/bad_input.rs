@@ -39,7 +39,8 @@ async fn forged_cursor_from_antiquity_is_422(backend: Backend) {
 
     // Year -5000, year -1 and one microsecond before the epoch.
     for micros in [-220_000_000_000_000_000, -62_200_000_000_000_000, -1] {
-        let (of_sessions, of_messages) = (cursor_at("sessions", micros), cursor_at(&session, micros));
+        let (of_sessions, of_messages) =
+            (cursor_at(&format!("sessions of {}", me.user_id), micros), cursor_at(&session, micros));
         for path in
             [format!("{SESSIONS}?cursor={of_sessions}"), format!("{SESSIONS}/{session}/messages?cursor={of_messages}")]
         {
@@ -77,6 +78,10 @@ async fn forged_cursor_from_antiquity_is_422(backend: Backend) {
         assert_eq!(status, 422, "{path}: {body}");
         assert_eq!(assert_error(&body, "VALIDATION_FAILED")["details"][0]["field"], "cursor", "{body}");
     }
+    // Another user's list of sessions is another list.
+    let stranger = app.register("stranger@example.com").await;
+    let (status, body) = app.get_as(&format!("{SESSIONS}?cursor={next}"), &stranger.access).await;
+    assert_eq!(status, 422, "{body}");
     let (status, older) = app.get_as(&format!("{messages}?limit=1&cursor={of_messages}"), &me.access).await;
     assert_eq!(status, 200);
     assert_eq!(older["data"]["items"][0]["content"], "m0", "{older}");
@@ -162,6 +167,10 @@ async fn every_failing_field_is_named_and_only_objects_are_bodies(backend: Backe
         (messages.as_str(), json!({"content": "", "model": "", "aiReply": "x"}), vec!["aiReply", "content", "model"]),
         (SESSIONS, json!({"title": [], "systemPrompt": 1, "provider": 2}), vec!["provider", "systemPrompt", "title"]),
         (SESSIONS, json!(["hello", "sp", "demo", "m"]), vec!["body"]),
+        ("/api/v1/auth/register", json!({}), vec!["email", "name", "password"]),
+        ("/api/v1/auth/register", json!({"email": "bad", "password": "Passw0rdX"}), vec!["email", "name"]),
+        ("/api/v1/auth/register", json!({"email": 5}), vec!["email", "name", "password"]),
+        (messages.as_str(), json!({}), vec!["content"]),
         (messages.as_str(), json!(["hello"]), vec!["body"]),
     ];
     for (path, body, expected) in cases {

@@ -102,6 +102,7 @@ async fn list_is_paged_most_recent_first(backend: Backend) {
         ("?limit=101", "limit"),
         ("?limit=ten", "limit"),
         ("?limit=5&limit=6", "limit"),
+        ("?cursor=a&limit=5&cursor=b", "cursor"),
         ("?cursor=garbage", "cursor"),
     ];
     for (bad, field) in bad_queries {

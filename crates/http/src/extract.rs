@@ -8,6 +8,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures::StreamExt as _;
 use futures::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use crate::HttpConfig;
 use crate::error::{ApiError, FieldError};
@@ -166,46 +167,70 @@ fn parse_checked<T: DeserializeOwned>(body: &[u8], rules: impl Fn(&T) -> Option<
 }
 
 /// Every field of `object` that cannot be of its type, every required field
-/// missing, and, when the fields that are well typed make a whole value,
-/// its rules' failures.
+/// missing, and the rules' failures of the fields that are there and well
+/// typed.
 fn diagnose<T: DeserializeOwned>(
     object: serde_json::Map<String, serde_json::Value>,
     rules: impl Fn(&T) -> Option<ApiError>,
 ) -> Vec<FieldError> {
     let mut details = Vec::new();
-    let mut well_typed = serde_json::Map::new();
+    let mut filled = serde_json::Map::new();
     for (key, value) in object {
-        let alone = serde_json::Value::Object(serde_json::Map::from_iter([(key.clone(), value)]));
-        match serde_path_to_error::deserialize::<_, T>(&alone) {
-            Err(err) if missing_field(&err.inner().to_string()).is_none() => {
-                let path = err.path().to_string();
-                let field = if path == "." { key.clone() } else { path };
-                details.push(FieldError::new(field, readable(&err.into_inner().to_string())));
-            }
-            _ => {
-                if let serde_json::Value::Object(mut alone) = alone {
-                    well_typed.append(&mut alone);
-                }
-            }
+        let alone = serde_json::Map::from_iter([(key.clone(), value)]);
+        match field_alone::<T>(&alone) {
+            Some(failed) => details.push(failed),
+            None => filled.extend(alone),
         }
     }
-    match T::deserialize(serde_json::Value::Object(well_typed)) {
-        Err(err) => {
-            let message = err.to_string();
-            // Not one already named: it is there, with the wrong type.
-            if let Some(field) = missing_field(&message)
-                && !details.iter().any(|d| d.field == field)
-            {
-                details.push(FieldError::new(field, message));
+    // serde names one missing field at a time: name it, stand a value of its
+    // type in for it (and for those of the wrong type), and look again, so
+    // that every missing field is named and the rules see the rest.
+    let mut stand_ins = Vec::new();
+    for _ in 0..64 {
+        let message = match T::deserialize(serde_json::Value::Object(filled.clone())) {
+            Ok(value) => {
+                if let Some(ApiError::Validation(failed)) = rules(&value) {
+                    let stood_in = |field: &str| {
+                        stand_ins.iter().any(|s: &String| {
+                            field
+                                .strip_prefix(s.as_str())
+                                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+                        })
+                    };
+                    details.extend(failed.into_iter().filter(|f| !stood_in(&f.field)));
+                }
+                break;
             }
+            Err(err) => err.to_string(),
+        };
+        let Some(field) = missing_field(&message) else { break };
+        // Not one already named: it is there, with the wrong type.
+        if !details.iter().any(|d| d.field == field) {
+            details.push(FieldError::new(field.clone(), message));
         }
-        Ok(value) => {
-            if let Some(ApiError::Validation(failed)) = rules(&value) {
-                details.extend(failed);
-            }
-        }
+        let candidates = [json!(""), json!(0), json!(false), json!({}), json!([])];
+        let Some(stand_in) = candidates.into_iter().find(|candidate| {
+            field_alone::<T>(&serde_json::Map::from_iter([(field.clone(), candidate.clone())])).is_none()
+        }) else {
+            break;
+        };
+        filled.insert(field.clone(), stand_in);
+        stand_ins.push(field);
     }
     details
+}
+
+/// What is wrong with the only field of `alone`, other than the fields it
+/// leaves missing.
+fn field_alone<T: DeserializeOwned>(alone: &serde_json::Map<String, serde_json::Value>) -> Option<FieldError> {
+    let key = alone.keys().next()?;
+    let err = serde_path_to_error::deserialize::<_, T>(&serde_json::Value::Object(alone.clone())).err()?;
+    if missing_field(&err.inner().to_string()).is_some() {
+        return None;
+    }
+    let path = err.path().to_string();
+    let field = if path == "." { key.clone() } else { path };
+    Some(FieldError::new(field, readable(&err.into_inner().to_string())))
 }
 
 /// serde's message without the Rust type it expected ("expected struct
@@ -317,6 +342,32 @@ mod tests {
         quick: Option<bool>,
         #[garde(length(min = 1))]
         model: Option<String>,
+    }
+
+    #[derive(Debug, serde::Deserialize, garde::Validate)]
+    #[serde(rename_all = "camelCase")]
+    struct Signup {
+        #[garde(contains("@"))]
+        email: String,
+        #[garde(length(min = 8))]
+        password: String,
+        #[garde(length(min = 2))]
+        display_name: String,
+    }
+
+    #[test]
+    fn every_missing_field_is_named_with_the_others() {
+        let named = |body: &[u8]| {
+            let mut named = fields(parse_valid::<Signup>(body).unwrap_err());
+            named.sort();
+            named
+        };
+        assert_eq!(named(b"{}"), ["displayName", "email", "password"]);
+        assert_eq!(named(br#"{"email": "bad"}"#), ["displayName", "email", "password"]);
+        assert_eq!(named(br#"{"email": "bad", "password": "long enough"}"#), ["displayName", "email"]);
+        assert_eq!(named(br#"{"email": 5}"#), ["displayName", "email", "password"]);
+        // A stand-in for a missing field never fails a rule of its own.
+        assert_eq!(named(br#"{"email": "a@example.com", "password": "long enough"}"#), ["displayName"]);
     }
 
     #[test]

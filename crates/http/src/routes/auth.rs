@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Deserialize;
-use specgen_app::IssuedTokens;
+use specgen_app::{AppError, IssuedTokens};
 use utoipa::ToSchema;
 
 use crate::client::{AuthUser, ClientIp};
@@ -160,10 +160,21 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, body: web::By
         }
         Err(e) => {
             // A refused token is useless: the browser should forget it.
-            let mut response = actix_web::ResponseError::error_response(&ApiError::from(e));
+            let mut response = actix_web::ResponseError::error_response(&refused_refresh_token(e));
             refresh_cookie::clear(&req, &mut response);
             Ok(response)
         }
+    }
+}
+
+/// Where a refresh token was presented, "unauthenticated" is about that
+/// token, not the access token.
+fn refused_refresh_token(error: AppError) -> ApiError {
+    match error {
+        AppError::Unauthenticated => {
+            ApiError::Unauthenticated("The refresh token is not valid (unknown, expired, revoked or not yours).".into())
+        }
+        other => other.into(),
     }
 }
 
@@ -204,7 +215,7 @@ pub async fn logout(
     let refresh_token = optional_body::<LogoutRequest>(&req, &body)?
         .and_then(|b| b.refresh_token)
         .or_else(|| refresh_cookie::presented(&req));
-    state.app.logout(auth.0, refresh_token.as_deref()).await?;
+    state.app.logout(auth.0, refresh_token.as_deref()).await.map_err(refused_refresh_token)?;
     let mut response = envelope::ok(Done { ok: true });
     refresh_cookie::clear(&req, &mut response);
     Ok(response)

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::client::AuthUser;
 use crate::dto::{Done, rfc3339};
 use crate::envelope::{self, Envelope};
-use crate::error::{ApiError, ErrorEnvelope};
+use crate::error::{ApiError, ErrorEnvelope, FieldError};
 use crate::extract::ValidJson;
 use crate::rules::{self, field, opt_field};
 use crate::state::AppState;
@@ -99,8 +99,10 @@ impl<T> PageDto<T> {
     }
 }
 
-/// The list of a user's sessions, as cursors name it.
-pub const SESSION_LIST: &str = "sessions";
+/// A user's list of sessions, as cursors name it.
+fn session_list(user: specgen_domain::UserId) -> String {
+    format!("sessions of {user}")
+}
 
 /// `?limit=&cursor=`, checked into a page request.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -117,12 +119,19 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
-        web::Query::<PageQuery>::from_query(req.query_string()).map(web::Query::into_inner).map_err(|e| {
+        web::Query::<PageQuery>::from_query(req.query_string()).map(web::Query::into_inner).map_err(|_| {
             // `?limit=5&limit=6`: a bad `limit`, as far as the client can tell.
-            let text = e.to_string();
-            match text.split("duplicate field `").nth(1).and_then(|rest| rest.split('`').next()) {
-                Some(field) => ApiError::validation(field, "is given more than once"),
-                None => ApiError::BadRequest("The query string is malformed.".into()),
+            let given: Vec<String> =
+                form_urlencoded::parse(req.query_string().as_bytes()).map(|(key, _)| key.into_owned()).collect();
+            let repeated: Vec<FieldError> = ["limit", "cursor"]
+                .into_iter()
+                .filter(|name| given.iter().filter(|key| key == name).count() > 1)
+                .map(|name| FieldError::new(name, "is given more than once"))
+                .collect();
+            if repeated.is_empty() {
+                ApiError::BadRequest("The query string is malformed.".into())
+            } else {
+                ApiError::Validation(repeated)
             }
         })
     }
@@ -134,7 +143,7 @@ impl PageQuery {
             None => Some(default_limit),
             Some(Some(limit)) => Some(limit),
             Some(None) => {
-                errors.push(crate::error::FieldError::new("limit", "must be an integer between 1 and 100"));
+                errors.push(FieldError::new("limit", "must be an integer between 1 and 100"));
                 None
             }
         };
@@ -143,7 +152,7 @@ impl PageQuery {
             Some(raw) => match Cursor::decode_in(raw, listed).filter(issuable) {
                 Some(c) => Some(c),
                 None => {
-                    errors.push(crate::error::FieldError::new("cursor", "is not a cursor this server issued"));
+                    errors.push(FieldError::new("cursor", "is not a cursor this server issued"));
                     None
                 }
             },
@@ -249,9 +258,10 @@ pub async fn create(
 )]
 #[get("/sessions")]
 pub async fn list(state: web::Data<AppState>, auth: AuthUser, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery::from_request(&req)?.into_request(PageLimit::SESSIONS_DEFAULT, SESSION_LIST)?;
+    let listed = session_list(auth.0.user_id);
+    let page = PageQuery::from_request(&req)?.into_request(PageLimit::SESSIONS_DEFAULT, &listed)?;
     let page = state.app.list_sessions(auth.0, page).await?;
-    Ok(envelope::ok(PageDto::from_page(&page, SESSION_LIST, |s| SessionDto::from(s))))
+    Ok(envelope::ok(PageDto::from_page(&page, &listed, |s| SessionDto::from(s))))
 }
 
 /// One session with its participants.
