@@ -391,6 +391,8 @@ async fn a_cut_mid_stream_is_failed_with_its_partial_text_never_complete() {
     assert_eq!(last, "message_failed", "{events:?}");
     assert_eq!(data["content"], "partial answer ");
     assert_eq!(data["error"]["code"], "AI_STREAM_FAILED");
+    // Said plainly to every member, without the HTTP client's own words.
+    assert_eq!(data["error"]["message"], "the connection to the provider broke off mid-reply", "{data}");
     let items = history(&app, &me, &path).await;
     assert_eq!(items[1]["status"], "failed");
     assert_eq!(items[1]["content"], "partial answer ");

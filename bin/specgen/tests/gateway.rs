@@ -355,6 +355,7 @@ async fn resume_after_a_dropped_socket_is_exact(backend: Backend) {
     late.send_with_id("resume", json!({"sessionId": session, "messageId": ai_id, "afterSeq": 2}), "r2").await;
     let final_event = late.expect("message_complete").await;
     assert_eq!(final_event["data"]["content"], complete["data"]["content"]);
+    assert_eq!(final_event["id"], "r2", "the answer to that frame carries its id");
     late.silent_for(Duration::from_millis(200)).await;
 }
 
@@ -457,13 +458,16 @@ async fn messages_are_rate_limited_and_floods_are_closed() {
     assert_eq!(history(&app, &ada, &session).await.len(), 2);
 
     // Frames far faster than any person sends them.
-    for _ in 0..200 {
-        ws.send("ping", json!({})).await;
+    for n in 0..200 {
+        ws.send_with_id("ping", json!({}), &format!("p{n}")).await;
     }
     loop {
         match ws.next().await {
             Next::Frame(f) if f["event"] == "pong" => continue,
-            Next::Frame(f) => assert_eq!(f["data"]["code"], "RATE_LIMITED", "{f}"),
+            Next::Frame(f) => {
+                assert_eq!(f["data"]["code"], "RATE_LIMITED", "{f}");
+                assert!(f["id"].as_str().is_some_and(|id| id.starts_with('p')), "names the frame refused: {f}");
+            }
             Next::Closed(code) => {
                 assert_eq!(code, Some(4429));
                 break;
@@ -571,6 +575,24 @@ async fn two_instances_share_live_sessions_through_redis() {
     let stored = history(&b, &bob, &session).await;
     let reply = stored.iter().find(|m| m["id"] == ai_id.as_str()).unwrap();
     assert_eq!(reply["status"], "cancelled", "{stored:#?}");
+
+    // Stopped from B over HTTP by the user message's id, which B's store
+    // leads to the reply running on A.
+    on_a.send("send_message", json!({"sessionId": session, "content": "another long one"})).await;
+    let frames = on_a.until("message_chunk").await;
+    let asked = frames
+        .iter()
+        .find(|f| f["event"] == "message_created" && f["data"]["message"]["role"] == "user")
+        .map(|f| f["data"]["message"]["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let ai_id = frames.last().unwrap()["data"]["messageId"].as_str().unwrap().to_owned();
+    let cancel = format!("/api/v1/chat/sessions/{session}/messages/{asked}/cancel");
+    let (status, body) = b.call(Method::POST, &cancel, Some(&bob.access), None).await;
+    assert_eq!(status, 200, "a reply running on the other instance: {body}");
+    let ended = on_a.until("message_cancelled").await;
+    assert_eq!(ended.last().unwrap()["data"]["messageId"], ai_id.as_str());
+    let (status, body) = b.call(Method::POST, &cancel, Some(&bob.access), None).await;
+    assert_eq!(status, 409, "now it has ended: {body}");
 }
 
 for_both_stores!(

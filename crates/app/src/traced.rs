@@ -170,6 +170,9 @@ impl MessageRepository for Traced<dyn MessageRepository> {
     ) -> Result<Option<(Message, Option<Message>)>, RepoError> {
         db!(self, "messages.find_by_client_id", self.inner.find_by_client_id(session, client_id))
     }
+    async fn reply_to(&self, session: SessionId, asked: MessageId) -> Result<Option<Message>, RepoError> {
+        db!(self, "messages.reply_to", self.inner.reply_to(session, asked))
+    }
     async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError> {
         db!(self, "messages.page", self.inner.page(session, page))
     }

@@ -202,7 +202,10 @@ impl Connection {
         match message {
             Incoming::Text(text) => {
                 if !self.bucket.take() {
-                    let _ = self.send(frames::error("RATE_LIMITED", "Too many frames; slow down.", None, None)).await;
+                    // The frame's id, if it has one, for the client to place the error.
+                    let id = serde_json::from_slice::<ClientFrame>(&text).ok().and_then(|frame| frame.id);
+                    let error = frames::error("RATE_LIMITED", "Too many frames; slow down.", None, id.as_ref());
+                    let _ = self.send(error).await;
                     return Err(End::Close(RATE_LIMITED, "rate limited"));
                 }
                 match serde_json::from_slice::<ClientFrame>(&text) {
@@ -344,7 +347,7 @@ impl Connection {
                 self.send(message_created(&user_message, id)).await?;
                 if let Some(ai) = ai_message {
                     let frame =
-                        if ai.status == MessageStatus::Streaming { message_created(&ai, id) } else { final_frame(&ai) };
+                        if ai.status == MessageStatus::Streaming { message_created(&ai, id) } else { final_frame(&ai, id) };
                     self.send(frame).await?;
                 }
                 Ok(None)
@@ -416,7 +419,7 @@ impl Connection {
                 Err(failure)
             }
             Ok(Err(ended)) => {
-                self.link.resumed_ended(key, text_frame(&final_frame(&ended)));
+                self.link.resumed_ended(key, text_frame(&final_frame(&ended, id)));
                 self.flush().await?;
                 Ok(None)
             }
@@ -520,14 +523,24 @@ fn message_created(message: &Message, id: Option<&Value>) -> Bytes {
     frames::frame("message_created", json!({ "message": MessageDto::from(message) }), id)
 }
 
-/// The final event of an ended reply, from its stored state.
-fn final_frame(message: &Message) -> Bytes {
+/// The final event of an ended reply, from its stored state, as the answer
+/// to the frame `id` (a resume, a repeated send).
+fn final_frame(message: &Message, id: Option<&Value>) -> Bytes {
     let event = match message.status {
         MessageStatus::Complete => specgen_app::ChatEvent::Complete(message.clone()),
         MessageStatus::Cancelled => specgen_app::ChatEvent::Cancelled(message.clone()),
         _ => specgen_app::ChatEvent::Failed(message.clone()),
     };
-    frames::chat_event(&event)
+    let encoded = frames::chat_event(&event);
+    let Some(id) = id else { return encoded };
+    // Rare (an ended reply asked for again): the shared encoding, then the id.
+    match serde_json::from_slice::<Value>(&encoded) {
+        Ok(mut frame) => {
+            frame["id"] = id.clone();
+            Bytes::from(serde_json::to_vec(&frame).unwrap_or_default())
+        }
+        Err(_) => encoded,
+    }
 }
 
 /// Frames a client may send: a token bucket.

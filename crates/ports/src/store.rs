@@ -149,6 +149,10 @@ pub trait MessageRepository: Send + Sync {
         client_id: &ClientMessageId,
     ) -> Result<Option<(Message, Option<Message>)>, RepoError>;
 
+    /// The AI reply to the user message `asked` (the latest, should a retry
+    /// ever have produced two), if one was stored.
+    async fn reply_to(&self, session: SessionId, asked: MessageId) -> Result<Option<Message>, RepoError>;
+
     /// Messages of a session ordered by creation (ties by id). Items in a page
     /// are oldest first whatever the direction; `Older` with no cursor gives
     /// the newest messages.

@@ -102,6 +102,23 @@ impl MessageRepository for PgStore {
         .map_err(DbError::into_repo)
     }
 
+    async fn reply_to(&self, session: SessionId, asked: MessageId) -> Result<Option<Message>, RepoError> {
+        async {
+            let mut conn = self.conn().await?;
+            let reply = messages::table
+                .filter(messages::session_id.eq(session.as_uuid()))
+                .filter(messages::reply_to.eq(asked.as_uuid()))
+                .select(MessageRow::as_select())
+                .order((messages::created_at.desc(), messages::id.desc()))
+                .first(&mut conn)
+                .await
+                .optional()?;
+            Ok::<_, DbError>(reply.map(MessageRow::into_domain).transpose()?)
+        }
+        .await
+        .map_err(DbError::into_repo)
+    }
+
     async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError> {
         use messages::{created_at as at, id};
         async {

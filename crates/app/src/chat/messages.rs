@@ -351,11 +351,15 @@ impl App {
         ai_message: Option<Message>,
     ) -> Result<(Message, Option<Message>), AppError> {
         let running = ai_message.as_ref().is_none_or(|ai| ai.status == MessageStatus::Streaming);
-        let ended = running.then(|| self.inner.in_flight.ended(user_message.id)).flatten();
-        let Some(ended) = ended else {
+        if !running {
             return Ok((user_message, ai_message));
-        };
-        ended.await;
+        }
+        if let Some(ended) = self.inner.in_flight.ended(user_message.id) {
+            ended.await;
+        }
+        // Read again: the reply may have ended here since the first read (its
+        // final state is stored before it leaves the in-flight set), or it
+        // runs elsewhere and this is how it stands now.
         match self.replay(session_id, user_message.client_message_id.as_ref()).await? {
             Some(SendOutcome::Replayed { user_message, ai_message }) => Ok((user_message, ai_message)),
             _ => Ok((user_message, ai_message)),
@@ -408,20 +412,41 @@ impl App {
         if self.inner.in_flight.cancel(message_id) {
             return Ok(());
         }
-        match message {
-            None => Err(AppError::NotFound("message")),
-            Some(m) if m.status == MessageStatus::Streaming => {
-                // Running on another instance: the one that runs it stops it.
-                self.inner
-                    .ports
-                    .bus
-                    .publish(CANCEL_TOPIC, m.id.to_string().into_bytes().into())
-                    .await
-                    .map_err(|e| AppError::Unavailable(e.to_string()))?;
-                Ok(())
-            }
-            Some(_) => Err(AppError::Conflict("this reply has already ended".into())),
+        let Some(message) = message else {
+            return Err(AppError::NotFound("message"));
+        };
+        // Not running here: whether it runs on another instance, as far as
+        // the store can tell.
+        let running = match message.role {
+            MessageRole::User => match self.store().messages.reply_to(session_id, message.id).await? {
+                Some(reply) => reply.status == MessageStatus::Streaming,
+                // No reply stored yet: one may be waiting for its first token
+                // elsewhere (its instance knows it by the user message's id).
+                None => self.may_await_first_token(&message),
+            },
+            _ => message.status == MessageStatus::Streaming,
+        };
+        if !running {
+            return Err(AppError::Conflict("this reply has already ended".into()));
         }
+        // The instance that runs it stops it (it knows the reply by either id).
+        self.inner
+            .ports
+            .bus
+            .publish(CANCEL_TOPIC, message_id.to_string().into_bytes().into())
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Whether a reply to `asked` could still be waiting for its first token:
+    /// every provider may take the first-token deadline before the reply is
+    /// stored (as `streaming`, or as `failed` when none answered).
+    fn may_await_first_token(&self, asked: &Message) -> bool {
+        let providers = u32::try_from(self.inner.providers.all().len()).unwrap_or(u32::MAX);
+        let longest = self.inner.ai.first_token_timeout.saturating_mul(providers) + std::time::Duration::from_secs(5);
+        let age = self.now() - asked.created_at;
+        age < time::Duration::try_from(longest).unwrap_or(time::Duration::MAX)
     }
 
     /// Replies in flight on this instance.

@@ -340,7 +340,10 @@ impl App {
                     break Ok(());
                 }
                 Some(Err(e)) => {
-                    break Err(stream_error(format!("the provider failed mid-reply: {e}")));
+                    // The detail (an HTTP client's words) is for the log; the
+                    // message is stored and shown to every member.
+                    tracing::warn!(error = %e, "the provider failed mid-reply");
+                    break Err(stream_error(mid_reply(&e)));
                 }
                 None => {
                     break Err(stream_error("the provider's stream ended before the reply did".into()));
@@ -463,6 +466,18 @@ impl App {
 
 fn stream_error(message: String) -> MessageError {
     MessageError { code: AI_STREAM_FAILED.into(), message }
+}
+
+/// What a user is told of a provider failing after its first token.
+fn mid_reply(error: &ProviderError) -> String {
+    match error {
+        ProviderError::Connect(_) | ProviderError::Interrupted(_) | ProviderError::Timeout => {
+            "the connection to the provider broke off mid-reply".into()
+        }
+        ProviderError::Status { status, .. } => format!("the provider answered {status} mid-reply"),
+        ProviderError::Protocol(_) => "the provider sent something that could not be read mid-reply".into(),
+        ProviderError::Upstream { kind, .. } => format!("the provider reported an error mid-reply ({kind})"),
+    }
 }
 
 fn final_event(reply: &Message) -> ChatEvent {

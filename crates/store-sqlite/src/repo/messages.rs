@@ -97,6 +97,23 @@ impl MessageRepository for SqliteRepos {
         Ok(Some((Message::try_from(asked)?, reply.map(Message::try_from).transpose()?)))
     }
 
+    async fn reply_to(&self, session: SessionId, asked: MessageId) -> Result<Option<Message>, RepoError> {
+        let (session, asked) = (session.to_string(), asked.to_string());
+        let reply = self
+            .db
+            .read(move |c| {
+                Ok(messages::table
+                    .filter(messages::session_id.eq(&session))
+                    .filter(messages::reply_to.eq(&asked))
+                    .order((messages::created_at.desc(), messages::id.desc()))
+                    .select(MessageRow::as_select())
+                    .get_result(c)
+                    .optional()?)
+            })
+            .await?;
+        Ok(reply.map(Message::try_from).transpose()?)
+    }
+
     async fn page(&self, session: SessionId, page: PageRequest) -> Result<Page<Message>, RepoError> {
         let session = session.to_string();
         let fetch = page.limit.get() + 1;

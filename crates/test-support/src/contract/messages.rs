@@ -151,6 +151,22 @@ pub async fn find_by_client_id_returns_reply(s: &Store) {
     assert_eq!(s.messages.find_by_client_id(session, &unknown).await.unwrap(), None);
 }
 
+pub async fn reply_to_finds_the_latest_reply(s: &Store) {
+    let (user, session, _) = chat(s, 0).await;
+    let asked = fixtures::user_message(session, user.id, "hi");
+    s.messages.insert(&asked).await.unwrap();
+    assert_eq!(s.messages.reply_to(session, asked.id).await.unwrap(), None);
+    let reply = fixtures::streaming_reply(&asked, "");
+    s.messages.insert(&reply).await.unwrap();
+    assert_eq!(s.messages.reply_to(session, asked.id).await.unwrap(), Some(reply.clone()));
+    // Not the reply to another message, nor one in another session.
+    let other = fixtures::user_message(session, user.id, "again");
+    s.messages.insert(&other).await.unwrap();
+    assert_eq!(s.messages.reply_to(session, other.id).await.unwrap(), None);
+    let (_, elsewhere, _) = chat(s, 1).await;
+    assert_eq!(s.messages.reply_to(elsewhere, asked.id).await.unwrap(), None);
+}
+
 pub async fn update_completes_reply(s: &Store) {
     let (user, session, _) = chat(s, 0).await;
     let asked = fixtures::user_message(session, user.id, "hi");

@@ -49,6 +49,7 @@ macro_rules! store_contract_tests {
             messages::content_round_trips_exactly,
             messages::client_id_is_unique_per_session,
             messages::find_by_client_id_returns_reply,
+            messages::reply_to_finds_the_latest_reply,
             messages::update_completes_reply,
             messages::fail_streaming_keeps_partial_text,
             messages::insert_into_deleted_session_not_found,
