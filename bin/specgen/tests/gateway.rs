@@ -134,6 +134,13 @@ async fn bad_frames_get_errors_and_the_connection_stays_usable(backend: Backend)
     let error = ws.expect("error").await;
     assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("VALIDATION_FAILED"), Some("m1")));
     assert_eq!(error["data"]["details"][0]["field"], "content");
+    // Every failing field at once, the session's id among them.
+    ws.send_with_id("send_message", json!({"sessionId": 5, "content": 5, "aiReply": "x"}), "m2").await;
+    let error = ws.expect("error").await;
+    let mut fields: Vec<&str> =
+        error["data"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["aiReply", "content", "sessionId"], "{error}");
     assert!(history(&app, &ada, &session).await.is_empty(), "nothing stored");
 
     // Still usable.
@@ -273,13 +280,19 @@ async fn a_removed_member_stops_hearing_the_session(backend: Backend) {
     let ada = app.register("ada@example.com").await;
     let bob = app.register("bob@example.com").await;
     let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
+    ada_ws.join(&session).await;
     let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
     bob_ws.join(&session).await;
+    ada_ws.expect("user_joined").await;
     let path = format!("/api/v1/chat/sessions/{session}/participants/{}", bob.user_id);
     let (status, body) = app.call(Method::DELETE, &path, Some(&ada.access), None).await;
     assert_eq!(status, 200, "{body}");
     let left = bob_ws.expect("left_session").await;
     assert_eq!(left["data"]["sessionId"], session.as_str());
+    // The others' presence list follows.
+    let gone = ada_ws.expect("user_left").await;
+    assert_eq!(gone["data"]["userId"], bob.user_id.as_str());
     let messages = format!("/api/v1/chat/sessions/{session}/messages");
     app.call(Method::POST, &messages, Some(&ada.access), Some(&json!({"content": "after", "aiReply": false}))).await;
     bob_ws.silent_for(Duration::from_millis(300)).await;

@@ -191,7 +191,13 @@ impl Connection {
         for session in self.link.take_revoked() {
             if let Some(at) = self.joined.iter().position(|s| *s == session) {
                 self.joined.swap_remove(at);
-                self.state.hub.leave(session, self.id);
+                // Removed from the session: the others see them leave, as
+                // if they had left themselves.
+                if self.state.hub.leave(session, self.id)
+                    && let Some(auth) = self.auth
+                {
+                    self.publish_presence(session, auth, "user_left").await;
+                }
                 self.link.send(text_frame(&frames::frame("left_session", json!({ "sessionId": session }), None)));
             }
         }
@@ -336,8 +342,17 @@ impl Connection {
     /// sender joins the session first so it hears its own message and the
     /// reply like everyone else.
     async fn send_message(&mut self, auth: AuthContext, data: &Value, id: Option<&Value>) -> Outcome {
-        let session = session_id(data)?;
-        let body: SendMessageRequest = specgen_http::extract::parse_valid(data.to_string().as_bytes())?;
+        // Both checked, so that every failing field is named at once.
+        let checked =
+            (session_id(data), specgen_http::extract::parse_valid::<SendMessageRequest>(data.to_string().as_bytes()));
+        let (session, body) = match checked {
+            (Ok(session), Ok(body)) => (session, body),
+            (Err(ApiError::Validation(mut first)), Err(ApiError::Validation(rest))) => {
+                first.extend(rest);
+                return Err(ApiError::Validation(first).into());
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
         let send = body.to_domain()?;
         self.join(auth, session).await?;
         match self.state.app.send_message(auth, session, send).await? {
@@ -346,8 +361,11 @@ impl Connection {
             SendOutcome::Replayed { user_message, ai_message } => {
                 self.send(message_created(&user_message, id)).await?;
                 if let Some(ai) = ai_message {
-                    let frame =
-                        if ai.status == MessageStatus::Streaming { message_created(&ai, id) } else { final_frame(&ai, id) };
+                    let frame = if ai.status == MessageStatus::Streaming {
+                        message_created(&ai, id)
+                    } else {
+                        final_frame(&ai, id)
+                    };
                     self.send(frame).await?;
                 }
                 Ok(None)
@@ -515,7 +533,10 @@ fn message_id(data: &Value) -> Result<MessageId, ApiError> {
 /// A required id: missing or not a string is invalid; a string that names
 /// nothing is not found, as on HTTP paths.
 fn id_field<T: std::str::FromStr>(data: &Value, field: &str, what: &str) -> Result<T, ApiError> {
-    let raw = data.get(field).and_then(Value::as_str).ok_or_else(|| ApiError::validation(field, "required"))?;
+    let raw = match data.get(field) {
+        None | Some(Value::Null) => return Err(ApiError::validation(field, "required")),
+        Some(value) => value.as_str().ok_or_else(|| ApiError::validation(field, "must be a string"))?,
+    };
     raw.parse().map_err(|_| ApiError::not_found(what))
 }
 
