@@ -72,7 +72,16 @@ fn opt_string_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
     Ok(Option::<StringLike>::deserialize(d)?.map(String::from))
 }
 
-/// A connection URL whose password is redacted when printed.
+fn opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ConnectionUrl>, D::Error> {
+    Ok(opt_string_like(d)?.map(ConnectionUrl))
+}
+
+/// Query or key-value parameters that carry a secret (libpq's `password`
+/// and `sslpassword`, and the usual names of keys and tokens).
+const SECRET_PARAMETERS: [&str; 7] = ["password", "sslpassword", "pass", "pwd", "secret", "token", "key"];
+
+/// A URL (or a libpq key-value string) that may carry a password, an
+/// upstream's or an exporter's address alike: redacted when printed.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct ConnectionUrl(String);
@@ -86,19 +95,45 @@ impl ConnectionUrl {
         &self.0
     }
 
-    /// `scheme://user:[redacted]@host/...`
+    /// `scheme://user:[redacted]@host/...?password=[redacted]`: the
+    /// password of the user part and every secret parameter.
     pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return self.0.clone();
-        };
-        let Some((userinfo, host)) = rest.rsplit_once('@') else {
-            return self.0.clone();
-        };
-        match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        let without_userinfo = match self.0.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+                    None => self.0.clone(),
+                },
+                None => self.0.clone(),
+            },
             None => self.0.clone(),
-        }
+        };
+        redact_parameters(&without_userinfo)
     }
+}
+
+/// Every `name=value` whose name is a [`SECRET_PARAMETERS`] one, in a
+/// query string (`&`) or a key-value string (spaces), gets its value
+/// replaced.
+fn redact_parameters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('=') {
+        let (before, after) = rest.split_at(at);
+        let name_starts = before.rfind(['?', '&', ' ', ';']).map_or(0, |i| i + 1);
+        let name = before[name_starts..].trim().to_ascii_lowercase();
+        out.push_str(before);
+        out.push('=');
+        let value_ends = after[1..].find(['&', ' ', ';', '#']).map_or(after.len(), |i| i + 1);
+        if SECRET_PARAMETERS.contains(&name.as_str()) && value_ends > 1 {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(&after[1..value_ends]);
+        }
+        rest = &after[value_ends..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl fmt::Debug for ConnectionUrl {
@@ -123,11 +158,11 @@ pub struct Config {
     pub redis_url: Option<ConnectionUrl>,
     pub jwt_secret: Option<Secret>,
     pub anthropic_api_key: Option<Secret>,
-    pub anthropic_base_url: String,
+    pub anthropic_base_url: ConnectionUrl,
     pub anthropic_model: String,
     pub openai_api_key: Option<Secret>,
-    #[serde(deserialize_with = "opt_string_like")]
-    pub openai_base_url: Option<String>,
+    #[serde(deserialize_with = "opt_url")]
+    pub openai_base_url: Option<ConnectionUrl>,
     pub openai_model: String,
     #[serde(deserialize_with = "opt_string_like")]
     pub ai_default_provider: Option<String>,
@@ -135,8 +170,8 @@ pub struct Config {
     pub ai_fallback_order: Option<String>,
     #[serde(deserialize_with = "opt_string_like")]
     pub specgen_cors_origins: Option<String>,
-    #[serde(deserialize_with = "opt_string_like")]
-    pub otel_exporter_otlp_endpoint: Option<String>,
+    #[serde(deserialize_with = "opt_url")]
+    pub otel_exporter_otlp_endpoint: Option<ConnectionUrl>,
     pub rust_log: String,
     /// Seconds a provider may take to its first token.
     pub ai_first_token_timeout: u64,
@@ -199,7 +234,7 @@ impl Default for Config {
             redis_url: None,
             jwt_secret: None,
             anthropic_api_key: None,
-            anthropic_base_url: "https://api.anthropic.com".into(),
+            anthropic_base_url: ConnectionUrl::new("https://api.anthropic.com"),
             anthropic_model: "claude-sonnet-4-5".into(),
             openai_api_key: None,
             openai_base_url: None,
@@ -489,14 +524,33 @@ mod tests {
                 ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
                 ("DATABASE_URL", "postgres://u:hunter2@db/x"),
                 ("OPENAI_API_KEY", "sk-live"),
+                ("ANTHROPIC_BASE_URL", "https://k:anthropic-pass@proxy.example"),
+                ("OPENAI_BASE_URL", "http://gw.example/v1?token=gw-token&org=7"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://u:otel-pass@collector:4318"),
+                ("REDIS_URL", "redis://:redis-pass@cache:6379/0"),
             ],
         )
         .unwrap();
         let shown = serde_json::to_string(&config).unwrap() + &format!("{config:?}");
-        for secret in ["0123456789abcdef", "hunter2", "sk-live"] {
+        for secret in
+            ["0123456789abcdef", "hunter2", "sk-live", "anthropic-pass", "gw-token", "otel-pass", "redis-pass"]
+        {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(shown.contains("postgres://u:[redacted]@db/x"));
+        assert!(shown.contains("http://gw.example/v1?token=[redacted]&org=7"), "{shown}");
+    }
+
+    #[test]
+    fn passwords_in_parameters_are_redacted() {
+        let shown = |raw: &str| ConnectionUrl::new(raw).redacted();
+        assert_eq!(shown("postgres://bob@db:5432/x?password=s3cret"), "postgres://bob@db:5432/x?password=[redacted]");
+        assert_eq!(
+            shown("postgres://db/x?sslmode=require&PASSWORD=s3cret&application_name=a"),
+            "postgres://db/x?sslmode=require&PASSWORD=[redacted]&application_name=a"
+        );
+        assert_eq!(shown("host=db user=bob password=s3cret dbname=x"), "host=db user=bob password=[redacted] dbname=x");
+        assert_eq!(shown("sqlite://data/specgen.db"), "sqlite://data/specgen.db");
     }
 
     #[test]

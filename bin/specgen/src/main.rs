@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use specgen::config::Config;
+use specgen::config::{Config, ConnectionUrl};
 
 /// jemalloc returns freed memory to the system within seconds: with glibc,
 /// a burst of 20 registrations (argon2 takes 19 MiB per hash, on the
@@ -56,7 +56,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let telemetry = match specgen::telemetry::init(&config.rust_log, config.otel_exporter_otlp_endpoint.as_deref()) {
+    let telemetry = match specgen::telemetry::init(
+        &config.rust_log,
+        config.otel_exporter_otlp_endpoint.as_ref().map(ConnectionUrl::expose),
+    ) {
         Ok(telemetry) => telemetry,
         Err(e) => {
             eprintln!("specgen: {e:#}");

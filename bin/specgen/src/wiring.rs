@@ -275,7 +275,7 @@ fn providers(config: &Config, plan: &crate::config::AiPlan) -> anyhow::Result<Ve
                 ProviderName::Claude => {
                     let key = config.anthropic_api_key.as_ref().map(|k| k.expose().to_owned()).unwrap_or_default();
                     let mut cfg = specgen_ai_claude::ClaudeConfig::new(key);
-                    cfg.base_url = config.anthropic_base_url.clone();
+                    cfg.base_url = config.anthropic_base_url.expose().to_owned();
                     cfg.model = config.anthropic_model.clone();
                     Arc::new(specgen_ai_claude::ClaudeProvider::new(cfg)?)
                 }
@@ -284,7 +284,7 @@ fn providers(config: &Config, plan: &crate::config::AiPlan) -> anyhow::Result<Ve
                         config.openai_api_key.as_ref().map(|k| k.expose().to_owned()),
                     );
                     if let Some(base) = &config.openai_base_url {
-                        cfg.base_url = base.clone();
+                        cfg.base_url = base.expose().to_owned();
                     }
                     cfg.model = config.openai_model.clone();
                     Arc::new(specgen_ai_openai::OpenAiProvider::new(cfg)?)

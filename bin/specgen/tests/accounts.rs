@@ -174,6 +174,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
     let (status, body) = refresh(&app, &a.refresh).await;
     assert_eq!(status, 401);
     assert_error(&body, "TOKEN_REUSED");
+    let (status, body) = refresh(&app, &a.refresh).await;
+    assert_eq!(status, 401);
+    assert_error(&body, "TOKEN_REUSED");
     let (status, body) = refresh(&app, &b).await;
     assert_eq!(status, 401, "B was revoked with its family: {body}");
     assert_error(&body, "UNAUTHENTICATED");

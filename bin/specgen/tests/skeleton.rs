@@ -201,3 +201,20 @@ async fn ready_is_503_while_the_store_is_unreachable() {
     assert!(recovered, "readiness recovers once the store is back");
     drop(db);
 }
+
+/// An allowed origin may call the API and read the headers a client needs
+/// (the request id, the rate limit's); any other origin gets no CORS grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_grants_only_the_configured_origins() {
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, |c| c.specgen_cors_origins = Some("https://app.example".into())).await;
+    let allowed = app.client.get(app.url("/health/live")).header("origin", "https://app.example").send().await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example");
+    let exposed = allowed.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    for header in ["x-request-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(exposed.contains(header), "{header} not exposed: {exposed}");
+    }
+    let foreign =
+        app.client.get(app.url("/health/live")).header("origin", "https://evil.example").send().await.unwrap();
+    assert!(!foreign.headers().contains_key("access-control-allow-origin"), "{:?}", foreign.headers());
+}

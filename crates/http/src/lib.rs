@@ -141,7 +141,15 @@ fn cors(config: &HttpConfig) -> actix_cors::Cors {
         cors.allowed_origin(origin)
             .allow_any_method()
             .allow_any_header()
-            .expose_headers(["x-request-id", "retry-after"])
+            // What a browser client on another origin must read: the
+            // request id, and the rate limit's headers on a 429.
+            .expose_headers([
+                "x-request-id",
+                "retry-after",
+                "ratelimit-limit",
+                "ratelimit-remaining",
+                "ratelimit-reset",
+            ])
             .max_age(3600)
     })
 }

@@ -203,13 +203,13 @@ impl Account {
 /// Points the `claude` provider at a fake upstream.
 pub fn use_fake_claude(config: &mut Config, base_url: String) {
     config.anthropic_api_key = Some(specgen::config::Secret::new(specgen_test_support::ai::FAKE_API_KEY.to_owned()));
-    config.anthropic_base_url = base_url;
+    config.anthropic_base_url = specgen::config::ConnectionUrl::new(base_url);
 }
 
 /// Points the `openai` provider at a fake upstream.
 pub fn use_fake_openai(config: &mut Config, base_url: String) {
     config.openai_api_key = Some(specgen::config::Secret::new(specgen_test_support::ai::FAKE_API_KEY.to_owned()));
-    config.openai_base_url = Some(base_url);
+    config.openai_base_url = Some(specgen::config::ConnectionUrl::new(base_url));
 }
 
 /// Server-Sent Events parsed from a finished body: `(event, data)`.

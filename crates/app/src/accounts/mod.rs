@@ -198,13 +198,16 @@ impl App {
         let Some(current) = self.store().refresh_tokens.find_by_hash(&hash).await? else {
             return Err(AppError::Unauthenticated);
         };
-        if current.revoked_at.is_some() {
-            return Err(AppError::Unauthenticated);
-        }
+        // A spent token presented again is a reuse however often it comes
+        // back, even once its family is revoked (by the first reuse, or a
+        // logout): revoking again changes nothing.
         if current.spent_at.is_some() {
             self.store().refresh_tokens.revoke_family(current.family_id, now).await?;
             tracing::warn!(user_id = %current.user_id, family_id = %current.family_id, "refresh token reuse: family revoked");
             return Err(AppError::TokenReused);
+        }
+        if current.revoked_at.is_some() {
+            return Err(AppError::Unauthenticated);
         }
         if current.expires_at <= now {
             return Err(AppError::Unauthenticated);
