@@ -19,6 +19,23 @@ diesel::define_sql_function! {
     fn greatest(a: Nullable<Timestamptz>, b: Timestamptz) -> Timestamptz;
 }
 
+/// The reply to the message `asked`: the latest, should a retry ever have
+/// produced two.
+async fn latest_reply(
+    conn: &mut crate::store::PooledConn,
+    session: SessionId,
+    asked: uuid::Uuid,
+) -> Result<Option<MessageRow>, DbError> {
+    Ok(messages::table
+        .filter(messages::session_id.eq(session.as_uuid()))
+        .filter(messages::reply_to.eq(asked))
+        .select(MessageRow::as_select())
+        .order((messages::created_at.desc(), messages::id.desc()))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 #[async_trait]
 impl MessageRepository for PgStore {
     async fn insert(&self, message: &Message) -> Result<(), RepoError> {
@@ -87,15 +104,7 @@ impl MessageRepository for PgStore {
             let Some(asked) = asked else {
                 return Ok(None);
             };
-            // The latest reply, should a retry ever have produced two.
-            let reply = messages::table
-                .filter(messages::session_id.eq(session.as_uuid()))
-                .filter(messages::reply_to.eq(asked.id))
-                .select(MessageRow::as_select())
-                .order((messages::created_at.desc(), messages::id.desc()))
-                .first(&mut conn)
-                .await
-                .optional()?;
+            let reply = latest_reply(&mut conn, session, asked.id).await?;
             Ok(Some((asked.into_domain()?, reply.map(MessageRow::into_domain).transpose()?)))
         }
         .await
@@ -105,14 +114,7 @@ impl MessageRepository for PgStore {
     async fn reply_to(&self, session: SessionId, asked: MessageId) -> Result<Option<Message>, RepoError> {
         async {
             let mut conn = self.conn().await?;
-            let reply = messages::table
-                .filter(messages::session_id.eq(session.as_uuid()))
-                .filter(messages::reply_to.eq(asked.as_uuid()))
-                .select(MessageRow::as_select())
-                .order((messages::created_at.desc(), messages::id.desc()))
-                .first(&mut conn)
-                .await
-                .optional()?;
+            let reply = latest_reply(&mut conn, session, asked.as_uuid()).await?;
             Ok::<_, DbError>(reply.map(MessageRow::into_domain).transpose()?)
         }
         .await

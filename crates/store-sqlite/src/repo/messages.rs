@@ -18,6 +18,18 @@ fn cursor_of(m: &Message) -> Cursor {
     Cursor::new(m.created_at, m.id.as_uuid())
 }
 
+/// The reply to the message `asked`: if one was ever retried, the latest
+/// attempt is the answer.
+fn latest_reply(c: &mut SqliteConnection, session: &str, asked: &str) -> Result<Option<MessageRow>, StoreError> {
+    Ok(messages::table
+        .filter(messages::session_id.eq(session))
+        .filter(messages::reply_to.eq(asked))
+        .order((messages::created_at.desc(), messages::id.desc()))
+        .select(MessageRow::as_select())
+        .get_result(c)
+        .optional()?)
+}
+
 fn decode(rows: Vec<MessageRow>) -> Result<Vec<Message>, StoreError> {
     rows.into_iter().map(Message::try_from).collect()
 }
@@ -80,14 +92,7 @@ impl MessageRepository for SqliteRepos {
                     .get_result(c)
                     .optional()?;
                 let Some(asked) = asked else { return Ok(None) };
-                // If a reply was ever retried, the latest attempt is the answer.
-                let reply = messages::table
-                    .filter(messages::session_id.eq(&session))
-                    .filter(messages::reply_to.eq(&asked.id))
-                    .order((messages::created_at.desc(), messages::id.desc()))
-                    .select(MessageRow::as_select())
-                    .get_result(c)
-                    .optional()?;
+                let reply = latest_reply(c, &session, &asked.id)?;
                 Ok(Some((asked, reply)))
             })
             .await?;
@@ -99,18 +104,7 @@ impl MessageRepository for SqliteRepos {
 
     async fn reply_to(&self, session: SessionId, asked: MessageId) -> Result<Option<Message>, RepoError> {
         let (session, asked) = (session.to_string(), asked.to_string());
-        let reply = self
-            .db
-            .read(move |c| {
-                Ok(messages::table
-                    .filter(messages::session_id.eq(&session))
-                    .filter(messages::reply_to.eq(&asked))
-                    .order((messages::created_at.desc(), messages::id.desc()))
-                    .select(MessageRow::as_select())
-                    .get_result(c)
-                    .optional()?)
-            })
-            .await?;
+        let reply = self.db.read(move |c| latest_reply(c, &session, &asked)).await?;
         Ok(reply.map(Message::try_from).transpose()?)
     }
 
