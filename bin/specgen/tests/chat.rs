@@ -61,6 +61,10 @@ async fn demo_reply_is_stored_with_the_exact_message(backend: Backend) {
     let (status, body) = send(&app, &me, &path, json!({"content": "no reply please", "aiReply": false})).await;
     assert_eq!(status, 201);
     assert_eq!(body["data"]["aiMessage"], Value::Null);
+    // `null` is the default, as for every optional field: a reply.
+    let (status, body) = send(&app, &me, &path, json!({"content": "and now one", "aiReply": null})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["aiMessage"]["status"], "complete", "{body}");
 }
 
 async fn bad_content_is_refused_and_stores_nothing(backend: Backend) {

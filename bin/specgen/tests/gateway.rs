@@ -262,7 +262,9 @@ async fn strangers_cannot_join_post_stop_or_resume(backend: Backend) {
         ("stop_generation", json!({"sessionId": session, "messageId": ai_id})),
         ("typing", json!({"sessionId": session, "isTyping": true})),
         ("resume", json!({"sessionId": session, "messageId": ai_id, "afterSeq": 0})),
+        ("leave_session", json!({"sessionId": session})),
         ("join_session", json!({"sessionId": uuid::Uuid::now_v7()})),
+        ("leave_session", json!({"sessionId": uuid::Uuid::now_v7()})),
     ] {
         eve_ws.send_with_id(event, data, event).await;
         let error = eve_ws.expect("error").await;
@@ -296,6 +298,10 @@ async fn a_removed_member_stops_hearing_the_session(backend: Backend) {
     let messages = format!("/api/v1/chat/sessions/{session}/messages");
     app.call(Method::POST, &messages, Some(&ada.access), Some(&json!({"content": "after", "aiReply": false}))).await;
     bob_ws.silent_for(Duration::from_millis(300)).await;
+    // No longer a participant: leaving again is about a session Bob may not know.
+    bob_ws.send_with_id("leave_session", json!({"sessionId": session}), "again").await;
+    let error = bob_ws.expect("error").await;
+    assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("NOT_FOUND"), Some("again")), "{error}");
 }
 
 async fn stop_generation_cancels_for_everyone(backend: Backend) {
@@ -516,6 +522,58 @@ async fn connections_and_active_users_are_measured_and_closed_at_shutdown() {
     stopped.await.unwrap();
     assert_eq!(app.gateway.connections(), 0);
     assert!(Ws::open(&app, Some(&ada.access)).await.is_err(), "no new connections while stopping");
+}
+
+/// A reply whose instance died mid-way (nothing stops it, nothing ends it)
+/// is failed by whichever instance finds it stale, here one starting on
+/// the shared store, and members joined on any instance get its final
+/// event instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_orphaned_by_a_crash_ends_for_everyone_joined() {
+    use specgen_test_support::fixtures;
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let a = TestApp::spawn_with(Backend::Postgres, |c| {
+        use_redis(c);
+        c.jwt_secret = Some(specgen::config::Secret::new(secret.clone()));
+    })
+    .await;
+    let ada = a.register("ada@example.com").await;
+    let session = shared_session(&a, &ada, &[]).await;
+    let mut on_a = Ws::connect_as(&a, &ada.access).await;
+    on_a.join(&session).await;
+
+    // What a crashed instance leaves behind: a reply still `streaming`,
+    // last written long ago.
+    let store =
+        specgen_store_postgres::PgStore::connect(specgen_store_postgres::PgConfig::new(a.config.database_url.expose()))
+            .unwrap()
+            .store();
+    let asked = fixtures::user_message(session.parse().unwrap(), ada.user_id.parse().unwrap(), "hi");
+    store.messages.insert(&asked).await.unwrap();
+    let mut cut = fixtures::streaming_reply(&asked, "half of it");
+    cut.updated_at -= time::Duration::minutes(10);
+    store.messages.insert(&cut).await.unwrap();
+
+    // Stopping it is not acknowledged: no instance answers for it.
+    let cancel = format!("/api/v1/chat/sessions/{session}/messages/{}/cancel", cut.id);
+    let (status, body) = a.call(Method::POST, &cancel, Some(&ada.access), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "UNAVAILABLE", "{body}");
+
+    let shared = a.config.clone();
+    let _b = TestApp::spawn_with(Backend::Postgres, |c| {
+        c.database_url = shared.database_url.clone();
+        c.redis_url = shared.redis_url.clone();
+        c.specgen_redis_namespace = shared.specgen_redis_namespace.clone();
+        c.jwt_secret = shared.jwt_secret.clone();
+    })
+    .await;
+    let failed = on_a.expect("message_failed").await;
+    assert_eq!(failed["data"]["messageId"], cut.id.to_string(), "{failed}");
+    assert_eq!(failed["data"]["content"], "half of it", "{failed}");
+    assert_eq!(failed["data"]["error"]["code"], "INTERRUPTED", "{failed}");
+    let stored = history(&a, &ada, &session).await;
+    assert_eq!(stored.last().unwrap()["status"], "failed", "{stored:?}");
 }
 
 /// Two instances sharing Postgres and Redis: a member on each sees the

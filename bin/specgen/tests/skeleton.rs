@@ -217,4 +217,20 @@ async fn cors_grants_only_the_configured_origins() {
     let foreign =
         app.client.get(app.url("/health/live")).header("origin", "https://evil.example").send().await.unwrap();
     assert!(!foreign.headers().contains_key("access-control-allow-origin"), "{:?}", foreign.headers());
+
+    // A preflight is granted the methods the API serves, and only those.
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/chat/sessions"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "PATCH")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let methods = preflight.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{method} not granted: {methods}");
+    }
+    assert!(!methods.contains("TRACE") && !methods.contains("CONNECT"), "{methods}");
 }

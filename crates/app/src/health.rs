@@ -88,10 +88,14 @@ impl App {
             Recovery::Stale => now - self.stale_reply_after(),
         };
         let failed = self.store().messages.fail_streaming(&interrupted(), stale_before, now).await?;
-        if failed > 0 {
-            tracing::warn!(failed, "marked interrupted replies as failed");
+        if !failed.is_empty() {
+            tracing::warn!(failed = failed.len(), "marked interrupted replies as failed");
         }
-        Ok(failed)
+        // Their members, on any instance, are still waiting for a final event.
+        for reply in &failed {
+            self.inner.ports.feed.publish(&crate::ChatEvent::Failed(reply.clone())).await;
+        }
+        Ok(failed.len() as u64)
     }
 
     /// A live reply writes its row at least once per idle timeout (the

@@ -187,7 +187,7 @@ impl MessageRepository for Traced<dyn MessageRepository> {
         error: &MessageError,
         stale_before: OffsetDateTime,
         at: OffsetDateTime,
-    ) -> Result<u64, RepoError> {
+    ) -> Result<Vec<Message>, RepoError> {
         db!(self, "messages.fail_streaming", self.inner.fail_streaming(error, stale_before, at))
     }
 }

@@ -334,6 +334,10 @@ impl Connection {
             if self.state.hub.leave(session, self.id) {
                 self.publish_presence(session, auth, "user_left").await;
             }
+        } else {
+            // Not joined here: a participant's leave is a no-op, anyone
+            // else's is about a session they may not know exists.
+            self.state.app.check_access(auth, session).await?;
         }
         Ok(Some(frames::frame("left_session", json!({ "sessionId": session }), id)))
     }

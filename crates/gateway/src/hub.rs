@@ -232,11 +232,22 @@ impl Hub {
 }
 
 async fn read(mut subscription: Subscription, room: Weak<Room>) {
+    let mut chunks = ChunkGaps::default();
     while let Some(delivery) = subscription.next().await {
         let Some(room) = room.upgrade() else { return };
         match delivery {
             Delivery::Payload(bytes) => match Packet::decode(bytes) {
-                Some(packet) => room.deliver(Prepared::from_packet(packet)),
+                Some(packet) => {
+                    if chunks.skipped(&packet) {
+                        // The publisher's instance could not reach the shared
+                        // bus for a moment and published in-process only:
+                        // this room's subscription saw no drop of its own.
+                        tracing::warn!("a reply's chunks arrived with a gap; its members reconnect and resume");
+                        metrics::counter!("ws_feed_lagged_total").increment(1);
+                        room.deliver(Prepared::Lagged);
+                    }
+                    room.deliver(Prepared::from_packet(packet))
+                }
                 None => tracing::warn!("ignored a bus payload this version cannot read"),
             },
             Delivery::Lagged(skipped) => {
@@ -245,5 +256,57 @@ async fn read(mut subscription: Subscription, room: Weak<Room>) {
                 room.deliver(Prepared::Lagged);
             }
         }
+    }
+}
+
+/// The last chunk a room heard of each reply in flight, to notice a chunk
+/// that skips some (`seq` has no gaps at its source).
+#[derive(Default)]
+struct ChunkGaps {
+    last: HashMap<u128, u64>,
+}
+
+impl ChunkGaps {
+    /// Whether `packet` is a chunk that follows an earlier chunk of its
+    /// reply with a gap. A reply first heard mid-way is no gap: whoever
+    /// joined then catches up with `resume`.
+    fn skipped(&mut self, packet: &Packet) -> bool {
+        match packet.kind {
+            Kind::Chunk => {
+                let before = self.last.insert(packet.message, packet.seq);
+                before.is_some_and(|last| packet.seq > last + 1)
+            }
+            Kind::Final => {
+                self.last.remove(&packet.message);
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn packet(kind: Kind, message: u128, seq: u64) -> Packet {
+        Packet { message, seq, ..Packet::new(kind, Bytes::new()) }
+    }
+
+    #[test]
+    fn a_chunk_that_skips_some_is_a_gap() {
+        let mut gaps = ChunkGaps::default();
+        // Heard from the middle of a reply (joined late): no gap.
+        assert!(!gaps.skipped(&packet(Kind::Chunk, 1, 5)));
+        assert!(!gaps.skipped(&packet(Kind::Chunk, 1, 6)));
+        // Another reply, interleaved, is its own sequence.
+        assert!(!gaps.skipped(&packet(Kind::Chunk, 2, 1)));
+        assert!(gaps.skipped(&packet(Kind::Chunk, 1, 9)), "7 and 8 went missing");
+        assert!(!gaps.skipped(&packet(Kind::Everyone, 0, 0)));
+        assert!(!gaps.skipped(&packet(Kind::Final, 2, 0)));
+        // A reply that ended is forgotten.
+        assert!(!gaps.skipped(&packet(Kind::Chunk, 2, 40)));
     }
 }

@@ -73,6 +73,7 @@ pub struct TokensDto {
     /// Opaque; rotate it with `POST /api/v1/auth/refresh` and keep it secret.
     pub refresh_token: String,
     /// Always `Bearer`.
+    #[schema(value_type = TokenTypeSchema)]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -104,4 +105,50 @@ pub struct TokensOnlyDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Done {
     pub ok: bool,
+}
+
+// Only for the document: the closed sets of values some response fields
+// take, so that clients generated from it get enums, not strings.
+
+#[derive(ToSchema)]
+#[schema(as = MessageRole)]
+#[allow(dead_code)]
+pub enum MessageRoleSchema {
+    #[schema(rename = "user")]
+    User,
+    #[schema(rename = "assistant")]
+    Assistant,
+    #[schema(rename = "system")]
+    System,
+}
+
+#[derive(ToSchema)]
+#[schema(as = MessageStatus)]
+#[allow(dead_code)]
+pub enum MessageStatusSchema {
+    #[schema(rename = "complete")]
+    Complete,
+    #[schema(rename = "streaming")]
+    Streaming,
+    #[schema(rename = "failed")]
+    Failed,
+    #[schema(rename = "cancelled")]
+    Cancelled,
+}
+
+#[derive(ToSchema)]
+#[schema(as = ParticipantRole)]
+#[allow(dead_code)]
+pub enum ParticipantRoleSchema {
+    #[schema(rename = "owner")]
+    Owner,
+    #[schema(rename = "member")]
+    Member,
+}
+
+#[derive(ToSchema)]
+#[schema(as = TokenType)]
+#[allow(dead_code)]
+pub enum TokenTypeSchema {
+    Bearer,
 }

@@ -1,6 +1,6 @@
 //! The success envelope: `{"success": true, "data": ..., "message": ...}`.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -22,5 +22,8 @@ pub fn created<T: Serialize>(data: T) -> HttpResponse {
 }
 
 pub fn with_status<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
-    HttpResponseBuilder::new(status).json(Envelope { success: true, data, message: None })
+    HttpResponseBuilder::new(status)
+        // A user's data (and tokens) must not be kept by a browser or a proxy.
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Envelope { success: true, data, message: None })
 }

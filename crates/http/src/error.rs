@@ -31,7 +31,8 @@ pub struct ErrorBody {
     pub code: &'static str,
     /// Human-readable explanation; never leaks internals.
     pub message: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Each failing field of a 422 (or each dependency down of a 503 from
+    /// readiness); empty otherwise.
     pub details: Vec<FieldError>,
     /// Equals the response's `X-Request-Id`.
     pub request_id: String,
@@ -143,6 +144,20 @@ impl ApiError {
         }
     }
 
+    /// What a 401 must say it wants (RFC 9110 section 11.6.1): a bearer
+    /// token, and why the one given was refused when it was (RFC 6750).
+    fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Self::TokenExpired => {
+                Some(r#"Bearer realm="specgen", error="invalid_token", error_description="The access token expired""#)
+            }
+            Self::Unauthenticated(_) | Self::InvalidCredentials | Self::TokenReused => {
+                Some(r#"Bearer realm="specgen""#)
+            }
+            _ => None,
+        }
+    }
+
     /// The envelope for this error, for responses built outside `ResponseError`.
     pub fn envelope(&self, request_id: String) -> ErrorEnvelope {
         let details = match self {
@@ -222,6 +237,10 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(challenge) = self.challenge() {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
         if let Self::RateLimited { retry_after_secs, limit } = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
             response.insert_header(("RateLimit-Limit", HeaderValue::from(*limit)));

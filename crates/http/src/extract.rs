@@ -93,7 +93,9 @@ fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `application/json`, or any `application/*+json`, with optional parameters.
+/// `application/json`, or any `application/*+json`, with optional
+/// parameters; a `charset`, if given, must be UTF-8, the only encoding JSON
+/// has (RFC 8259), since the body is read as UTF-8 whatever it says.
 pub fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let is_json = req
         .headers()
@@ -101,7 +103,9 @@ pub fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<mime::Mime>().ok())
         .is_some_and(|m| {
-            m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+                && m.get_param(mime::CHARSET).is_none_or(|charset| charset == mime::UTF_8)
         });
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);

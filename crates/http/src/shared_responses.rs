@@ -12,7 +12,9 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
 /// Adds the shared error responses to every operation of `api`.
@@ -65,8 +67,10 @@ fn add_shared(path: &str, operation: &mut Operation) {
         add("422", "VALIDATION_FAILED: a field is missing, of the wrong type or invalid; `details` names each");
     }
     if has_query {
-        add("400", "BAD_REQUEST: the query string is malformed (e.g. a parameter given twice)");
-        add("422", "VALIDATION_FAILED: `limit` outside 1..100 or a `cursor` this server did not issue");
+        add(
+            "422",
+            "VALIDATION_FAILED: `limit` outside 1..100, a `cursor` this server did not issue for this list, or a parameter given twice",
+        );
     }
     if has_path {
         add("404", "NOT_FOUND: no such resource, or one the caller may not know exists");
@@ -89,6 +93,19 @@ fn add_shared(path: &str, operation: &mut Operation) {
                 let response = ResponseBuilder::new().description(description).content("application/json", content);
                 operation.responses.responses.insert(status.to_owned(), response.into());
             }
+        }
+    }
+    // A 429 carries what a client needs to wait the right time.
+    if let Some(RefOr::T(limited)) = operation.responses.responses.get_mut("429") {
+        for (name, meaning) in [
+            ("Retry-After", "seconds to wait before trying again"),
+            ("RateLimit-Limit", "requests allowed in the window"),
+            ("RateLimit-Remaining", "requests left in the window (0 here)"),
+            ("RateLimit-Reset", "seconds until the window resets"),
+        ] {
+            let header =
+                HeaderBuilder::new().schema(Some(Object::with_type(Type::Integer))).description(Some(meaning)).build();
+            limited.headers.entry(name.to_owned()).or_insert_with(|| header.into());
         }
     }
     // OpenAPI requires a description on every response; utoipa leaves it
@@ -120,10 +137,25 @@ mod tests {
         for status in ["200", "400", "401", "403", "404", "413", "415", "422", "503"] {
             assert!(update.iter().any(|s| s == status), "PATCH session lacks {status}: {update:?}");
         }
-        // A page: the query's 400 and 422, no body errors.
+        // Every owner-only operation says a member gets 403.
+        for (path, pick) in [
+            ("/api/v1/chat/sessions/{id}", (|i: &PathItem| i.delete.as_ref()) as fn(&PathItem) -> Option<&Operation>),
+            ("/api/v1/chat/sessions/{id}/participants", |i| i.post.as_ref()),
+            ("/api/v1/chat/sessions/{id}/participants/{user_id}", |i| i.delete.as_ref()),
+        ] {
+            assert!(statuses(&api, path, pick).iter().any(|s| s == "403"), "{path} lacks 403");
+        }
+        // A page: the query's 422, no body errors.
         let list = statuses(&api, "/api/v1/chat/sessions", |i| i.get.as_ref());
-        assert!(list.iter().any(|s| s == "400") && list.iter().any(|s| s == "422"), "{list:?}");
+        assert!(list.iter().any(|s| s == "422"), "{list:?}");
+        assert!(!list.iter().any(|s| s == "400"), "a query string is never a 400: {list:?}");
         assert!(!list.iter().any(|s| s == "415"), "no body, no 415: {list:?}");
+        // A 429 names the headers that say how long to wait.
+        let send = api.paths.paths["/api/v1/chat/sessions/{id}/messages"].post.as_ref().expect("send");
+        let RefOr::T(limited) = &send.responses.responses["429"] else { panic!("429 is inline") };
+        for header in ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+            assert!(limited.headers.contains_key(header), "429 lacks {header}");
+        }
         // Liveness needs nothing and can fail in no documented way.
         assert_eq!(statuses(&api, "/health/live", |i| i.get.as_ref()), ["200"]);
         // A handler's own description wins over the shared one.

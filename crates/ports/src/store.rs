@@ -170,13 +170,14 @@ pub trait MessageRepository: Send + Sync {
     /// Marks every message still `streaming` whose last write is older than
     /// `stale_before` (its producer died: a live reply writes at least
     /// every idle timeout) as `failed` with `error` at `at`, keeping its
-    /// partial text; returns how many.
+    /// partial text; returns them as now stored, so that their members can
+    /// be told.
     async fn fail_streaming(
         &self,
         error: &MessageError,
         stale_before: OffsetDateTime,
         at: OffsetDateTime,
-    ) -> Result<u64, RepoError>;
+    ) -> Result<Vec<Message>, RepoError>;
 }
 
 /// Whether the store answers, for `/health/ready`.

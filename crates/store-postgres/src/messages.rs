@@ -211,10 +211,12 @@ impl MessageRepository for PgStore {
         error: &MessageError,
         stale_before: OffsetDateTime,
         at: OffsetDateTime,
-    ) -> Result<u64, RepoError> {
+    ) -> Result<Vec<Message>, RepoError> {
         async {
             let mut conn = self.conn().await?;
-            let failed = diesel::update(messages::table)
+            // One statement: instances sweeping at once each get the rows
+            // they changed, and no row twice.
+            let failed: Vec<MessageRow> = diesel::update(messages::table)
                 .filter(messages::status.eq(MessageStatus::Streaming.as_str()))
                 .filter(messages::updated_at.lt(stale_before))
                 .set((
@@ -223,9 +225,10 @@ impl MessageRepository for PgStore {
                     messages::error_message.eq(&error.message),
                     messages::updated_at.eq(at),
                 ))
-                .execute(&mut conn)
+                .returning(MessageRow::as_returning())
+                .get_results(&mut conn)
                 .await?;
-            Ok(u64::try_from(failed).unwrap_or(u64::MAX))
+            Ok(failed.into_iter().map(MessageRow::into_domain).collect::<Result<Vec<_>, _>>()?)
         }
         .await
         .map_err(DbError::into_repo)

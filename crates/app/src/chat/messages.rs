@@ -49,6 +49,10 @@ async fn publish_feed(feed: std::sync::Arc<dyn super::events::SessionFeed>, mut 
 /// The bus topic on which instances ask each other to stop a reply.
 const CANCEL_TOPIC: &str = "control:cancel";
 
+/// How long a stop waits for the instance running the reply to store it
+/// stopped (it takes milliseconds when alive).
+const REMOTE_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Sends events to the feed task of one send.
 #[derive(Clone)]
 pub(crate) struct FeedSender(UnboundedSender<ChatEvent>);
@@ -417,18 +421,19 @@ impl App {
         };
         // Not running here: whether it runs on another instance, as far as
         // the store can tell.
-        let running = match message.role {
+        let ended = || AppError::Conflict("this reply has already ended".into());
+        let stored_reply = match message.role {
             MessageRole::User => match self.store().messages.reply_to(session_id, message.id).await? {
-                Some(reply) => reply.status == MessageStatus::Streaming,
+                Some(reply) if reply.status == MessageStatus::Streaming => Some(reply.id),
+                Some(_) => return Err(ended()),
                 // No reply stored yet: one may be waiting for its first token
                 // elsewhere (its instance knows it by the user message's id).
-                None => self.may_await_first_token(&message),
+                None if self.may_await_first_token(&message) => None,
+                None => return Err(ended()),
             },
-            _ => message.status == MessageStatus::Streaming,
+            _ if message.status == MessageStatus::Streaming => Some(message.id),
+            _ => return Err(ended()),
         };
-        if !running {
-            return Err(AppError::Conflict("this reply has already ended".into()));
-        }
         // The instance that runs it stops it (it knows the reply by either id).
         self.inner
             .ports
@@ -436,7 +441,30 @@ impl App {
             .publish(CANCEL_TOPIC, message_id.to_string().into_bytes().into())
             .await
             .map_err(|e| AppError::Unavailable(e.to_string()))?;
-        Ok(())
+        match stored_reply {
+            Some(reply) => self.await_remote_stop(session_id, reply).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Answers once the instance running `reply` has stored it stopped, as
+    /// a stop on this instance does. One that does not within
+    /// [`REMOTE_STOP_WAIT`] is taken for dead (it crashed mid-reply): the
+    /// reply is failed when found stale, and its members told then.
+    async fn await_remote_stop(&self, session_id: SessionId, reply: MessageId) -> Result<(), AppError> {
+        let deadline = tokio::time::Instant::now() + REMOTE_STOP_WAIT;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let stored = self.store().messages.find(session_id, reply).await?;
+            if stored.is_none_or(|m| m.status != MessageStatus::Streaming) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AppError::Unavailable(
+                    "the instance running this reply does not answer; it will be marked failed".into(),
+                ));
+            }
+        }
     }
 
     /// Whether a reply to `asked` could still be waiting for its first token:

@@ -38,11 +38,14 @@ pub struct MessageDto {
     /// `null` for AI replies.
     pub sender_id: Option<String>,
     /// `user`, `assistant` or `system`.
+    #[schema(value_type = crate::dto::MessageRoleSchema)]
     pub role: &'static str,
     /// Plain text exactly as sent (user) or as generated so far (assistant).
     pub content: String,
     /// `complete`, `streaming`, `failed` or `cancelled`.
+    #[schema(value_type = crate::dto::MessageStatusSchema)]
     pub status: &'static str,
+    #[schema(value_type = Option<crate::routes::sessions::ProviderSchema>)]
     pub provider: Option<String>,
     pub model: Option<String>,
     pub usage: Option<UsageDto>,
@@ -224,10 +227,6 @@ pub async fn list(
     Ok(envelope::ok(PageDto::from_page(&page, &listed, |m| MessageDto::from(m))))
 }
 
-fn default_true() -> bool {
-    true
-}
-
 #[derive(Debug, Deserialize, garde::Validate, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
@@ -247,13 +246,18 @@ pub struct SendMessageRequest {
     #[garde(custom(rules::opt_model))]
     #[schema(min_length = 1, max_length = 200)]
     pub model: Option<String>,
-    /// Ask for an AI reply (default true).
-    #[serde(default = "default_true")]
+    /// Ask for an AI reply (default true; `null` is the default, as for
+    /// every optional field).
     #[garde(skip)]
-    pub ai_reply: bool,
+    #[schema(default = true)]
+    pub ai_reply: Option<bool>,
 }
 
 impl SendMessageRequest {
+    pub fn wants_reply(&self) -> bool {
+        self.ai_reply.unwrap_or(true)
+    }
+
     /// The checked request as the application takes it (HTTP and the gateway alike).
     pub fn to_domain(&self) -> Result<SendMessage, ApiError> {
         Ok(SendMessage {
@@ -265,9 +269,29 @@ impl SendMessageRequest {
             )?,
             provider: opt_field("provider", self.provider.as_deref(), specgen_domain::ProviderName::parse)?,
             model: opt_field("model", self.model.as_deref(), specgen_domain::ModelName::parse)?,
-            ai_reply: self.ai_reply,
+            ai_reply: self.wants_reply(),
         })
     }
+}
+
+/// Whether the client prefers Server-Sent Events to JSON: its `Accept`
+/// names `text/event-stream` (media types are case-insensitive) with a
+/// quality above zero, and gives JSON no higher a quality. JSON's quality
+/// is that of its most specific range (`application/json`, then
+/// `application/*`, then `*/*`).
+fn wants_event_stream(req: &HttpRequest) -> bool {
+    use actix_web::http::header::{Accept, Header as _, Quality};
+    let Ok(accept) = Accept::parse(req) else { return false };
+    let quality = |type_: &str, subtype: &str| {
+        accept
+            .iter()
+            .filter(|range| range.item.type_() == type_ && range.item.subtype() == subtype)
+            .map(|r| r.quality)
+            .max()
+    };
+    let Some(stream) = quality("text", "event-stream").filter(|q| *q > Quality::ZERO) else { return false };
+    let json = quality("application", "json").or_else(|| quality("application", "*")).or_else(|| quality("*", "*"));
+    json.is_none_or(|json| stream >= json)
 }
 
 /// Sends a message. Answers once the AI reply has ended (201), or streams
@@ -301,11 +325,7 @@ pub async fn send(
     ValidJson(body): ValidJson<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let send = body.to_domain()?;
-    let wants_sse = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
+    let wants_sse = wants_event_stream(&req);
     match state.app.send_message(auth.0, session_id(&id)?, send).await? {
         SendOutcome::Replayed { user_message, ai_message } => {
             // A retried send answers as the original would have: after the reply.
@@ -316,10 +336,10 @@ pub async fn send(
                 ai_message: ai_message.as_ref().map(MessageDto::from),
             }))
         }
-        SendOutcome::Created { events, .. } if wants_sse => Ok(sse(events, body.ai_reply)),
+        SendOutcome::Created { events, .. } if wants_sse => Ok(sse(events, body.wants_reply())),
         SendOutcome::Created { user_message, mut events } => {
             let mut ai_message = None;
-            if body.ai_reply {
+            if body.wants_reply() {
                 while let Some(event) = events.recv().await {
                     if event.is_final() {
                         if let ChatEvent::Complete(m) | ChatEvent::Failed(m) | ChatEvent::Cancelled(m) = event {
@@ -478,5 +498,24 @@ mod tests {
             .unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(serde).unwrap());
         }
+    }
+
+    #[test]
+    fn event_streams_are_chosen_by_media_type_and_quality() {
+        let wants = |accept: &str| {
+            let req = actix_web::test::TestRequest::default().insert_header((header::ACCEPT, accept)).to_http_request();
+            super::wants_event_stream(&req)
+        };
+        assert!(wants("text/event-stream"));
+        assert!(wants("TEXT/Event-Stream"), "media types are case-insensitive");
+        assert!(wants("application/json;q=0.5, text/event-stream"));
+        assert!(wants("text/event-stream, */*"));
+        assert!(!wants("text/event-stream;q=0.1, application/json"), "JSON preferred");
+        assert!(!wants("text/event-stream;q=0"), "refused");
+        assert!(!wants("application/json"));
+        assert!(!wants("*/*"));
+        assert!(!wants("text/*"), "JSON unless event streams are named");
+        let none = actix_web::test::TestRequest::default().to_http_request();
+        assert!(!super::wants_event_stream(&none));
     }
 }

@@ -51,6 +51,7 @@ pub struct ParticipantDto {
     pub user_id: String,
     pub name: String,
     /// `owner` or `member`.
+    #[schema(value_type = crate::dto::ParticipantRoleSchema)]
     pub role: &'static str,
     pub joined_at: String,
 }
@@ -120,19 +121,20 @@ pub struct PageQuery {
 impl PageQuery {
     pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
         web::Query::<PageQuery>::from_query(req.query_string()).map(web::Query::into_inner).map_err(|_| {
-            // `?limit=5&limit=6`: a bad `limit`, as far as the client can tell.
+            // Both fields are optional strings, so only a repeated one fails
+            // here (`?limit=5&limit=6`): a bad `limit`, as far as the client
+            // can tell.
             let given: Vec<String> =
                 form_urlencoded::parse(req.query_string().as_bytes()).map(|(key, _)| key.into_owned()).collect();
-            let repeated: Vec<FieldError> = ["limit", "cursor"]
+            let mut repeated: Vec<FieldError> = ["limit", "cursor"]
                 .into_iter()
                 .filter(|name| given.iter().filter(|key| key == name).count() > 1)
                 .map(|name| FieldError::new(name, "is given more than once"))
                 .collect();
             if repeated.is_empty() {
-                ApiError::BadRequest("The query string is malformed.".into())
-            } else {
-                ApiError::Validation(repeated)
+                repeated.push(FieldError::new("query", "is malformed"));
             }
+            ApiError::Validation(repeated)
         })
     }
 
@@ -371,6 +373,7 @@ pub struct AddParticipantRequest {
     request_body = AddParticipantRequest,
     responses(
         (status = 201, body = inline(Envelope<ParticipantDto>)),
+        (status = 403, description = "Not the owner", body = ErrorEnvelope),
         (status = 404, description = "No such session, or no such user", body = ErrorEnvelope),
         (status = 409, description = "Already a participant", body = ErrorEnvelope),
     ),

@@ -196,24 +196,33 @@ impl MessageRepository for SqliteRepos {
         error: &MessageError,
         stale_before: OffsetDateTime,
         at: OffsetDateTime,
-    ) -> Result<u64, RepoError> {
+    ) -> Result<Vec<Message>, RepoError> {
         let (code, text, at, stale_before) =
             (error.code.clone(), error.message.clone(), micros(at), micros(stale_before));
-        let changed = self
+        let failed = self
             .db
             .write(move |c| {
-                Ok(diesel::update(messages::table)
+                // Read and changed in one write transaction: the writer is
+                // the only one, so nothing changes between the two.
+                let stale = messages::table
                     .filter(messages::status.eq(MessageStatus::Streaming.as_str()))
-                    .filter(messages::updated_at.lt(stale_before))
+                    .filter(messages::updated_at.lt(stale_before));
+                let ids: Vec<String> = stale.select(messages::id).load(c)?;
+                diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
                     .set((
                         messages::status.eq(MessageStatus::Failed.as_str()),
                         messages::error_code.eq(code),
                         messages::error_message.eq(text),
                         messages::updated_at.eq(at),
                     ))
-                    .execute(c)?)
+                    .execute(c)?;
+                Ok(messages::table
+                    .filter(messages::id.eq_any(&ids))
+                    .order((messages::created_at, messages::id))
+                    .select(MessageRow::as_select())
+                    .load(c)?)
             })
             .await?;
-        Ok(changed as u64)
+        Ok(decode(failed)?)
     }
 }

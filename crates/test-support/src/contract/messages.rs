@@ -200,18 +200,20 @@ pub async fn fail_streaming_keeps_partial_text(s: &Store) {
     s.messages.insert(&live).await.unwrap();
     let error = MessageError { code: "INTERRUPTED".into(), message: "the server restarted".into() };
     let a_minute_ago = now - time::Duration::minutes(1);
-    assert_eq!(s.messages.fail_streaming(&error, a_minute_ago, now).await.unwrap(), 1, "only the stale one");
+    let failed = s.messages.fail_streaming(&error, a_minute_ago, now).await.unwrap();
     let found = s.messages.find(session, cut.id).await.unwrap().unwrap();
+    assert_eq!(failed, std::slice::from_ref(&found), "only the stale one, as now stored");
     assert_eq!(found.status, MessageStatus::Failed);
     assert_eq!(found.content, "partial ans");
     assert_eq!(found.error, Some(error.clone()));
     assert_eq!(found.updated_at, now);
     assert_eq!(s.messages.find(session, live.id).await.unwrap().unwrap().status, MessageStatus::Streaming);
     assert_eq!(s.messages.find(session, asked.id).await.unwrap(), Some(asked), "user message untouched");
-    assert_eq!(s.messages.fail_streaming(&error, a_minute_ago, now).await.unwrap(), 0);
+    assert_eq!(s.messages.fail_streaming(&error, a_minute_ago, now).await.unwrap(), []);
     // Everything still streaming, as a single instance does at start.
     let later = now + time::Duration::seconds(1);
-    assert_eq!(s.messages.fail_streaming(&error, later, later).await.unwrap(), 1);
+    let failed = s.messages.fail_streaming(&error, later, later).await.unwrap();
+    assert_eq!(failed.iter().map(|m| (m.id, m.status)).collect::<Vec<_>>(), [(live.id, MessageStatus::Failed)]);
     assert_eq!(s.messages.find(session, live.id).await.unwrap().unwrap().content, "still going");
 }
 
