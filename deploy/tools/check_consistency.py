@@ -115,8 +115,8 @@ def main(repo: Path) -> int:
     proxy = services["proxy"]
     env = app["environment"]
     shutdown = int(env.get("SPECGEN_SHUTDOWN_TIMEOUT", 10))
-    check(seconds(app.get("stop_grace_period", "10s")) > 2 * shutdown + 5,
-          f"compose: app stop_grace_period must exceed 2 x SPECGEN_SHUTDOWN_TIMEOUT + 5 = {2 * shutdown + 5}s")
+    check(seconds(app.get("stop_grace_period", "10s")) > shutdown + 8,
+          f"compose: app stop_grace_period must exceed SPECGEN_SHUTDOWN_TIMEOUT + 8 = {shutdown + 8}s")
     check(env.get("SPECGEN_LISTEN") == "0.0.0.0:8080", "compose: app SPECGEN_LISTEN is not 0.0.0.0:8080")
     check(app.get("deploy", {}).get("replicas", 1) >= 2, "compose: fewer than two app replicas")
     proxy_ip = proxy["networks"]["backend"]["ipv4_address"]
@@ -270,8 +270,8 @@ def main(repo: Path) -> int:
             next((x for x in pre.get("exec", {}).get("command", []) if x.isdigit()), 0))
         check(pre_s > 0, "k8s: no preStop pause")
         grace = pod.get("terminationGracePeriodSeconds", 30)
-        check(grace > pre_s + 2 * t + 5,
-              f"k8s: terminationGracePeriodSeconds {grace} must exceed preStop {pre_s} + 2 x SPECGEN_SHUTDOWN_TIMEOUT {t} + 5")
+        check(grace > pre_s + t + 8,
+              f"k8s: terminationGracePeriodSeconds {grace} must exceed preStop {pre_s} + SPECGEN_SHUTDOWN_TIMEOUT {t} + 8")
         check(dep["spec"].get("replicas", 1) >= 2, "k8s: fewer than 2 replicas")
         port = int(cm["SPECGEN_LISTEN"].rsplit(":", 1)[1])
         check(cm["SPECGEN_LISTEN"].startswith("0.0.0.0:"), "k8s: SPECGEN_LISTEN does not listen on every interface")

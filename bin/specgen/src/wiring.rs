@@ -188,19 +188,28 @@ pub async fn serve(config: Config, open_browser: bool) -> anyhow::Result<()> {
         open_in_browser(&url);
     }
     let handle = server.handle();
-    tokio::spawn(async move {
+    let grace = Duration::from_secs(config.specgen_shutdown_timeout);
+    let stopping = tokio::spawn(async move {
         stop_signal().await;
-        tracing::info!("stopping: closing WebSocket connections, draining requests");
-        // Every WebSocket gets its close frame, then requests drain.
-        gateway.shutdown(Duration::from_secs(3)).await;
-        handle.stop(true).await;
+        stop(&app, &gateway, &handle, grace).await;
     });
     server.await?;
-    // Replies in flight get the same grace as requests, then are stopped and
-    // stored as cancelled with their partial text.
-    app.shutdown(Duration::from_secs(config.specgen_shutdown_timeout)).await;
+    // The server ends once stopped: its replies are stored by now too.
+    stopping.await?;
     tracing::info!("Spec Gen stopped");
     Ok(())
+}
+
+/// Stops a running instance: every WebSocket gets its close frame (up to
+/// 3 s), then requests and replies drain together. Replies get `grace`
+/// less a second, then are stopped and stored failed (`INTERRUPTED`) with
+/// their partial text, so that a request still streaming one (SSE) sends
+/// its final event before the server closes it at `grace`.
+pub async fn stop(app: &App, gateway: &Gateway, server: &actix_web::dev::ServerHandle, grace: Duration) {
+    tracing::info!("stopping: closing WebSocket connections, draining requests");
+    gateway.shutdown(Duration::from_secs(3)).await;
+    let replies = app.shutdown(grace.saturating_sub(Duration::from_secs(1)));
+    tokio::join!(replies, server.stop(true));
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -561,6 +561,58 @@ async fn a_client_that_disconnects_does_not_stop_the_reply() {
     assert_eq!(stored["content"], expected.as_str(), "{stored}");
 }
 
+/// A reply still streaming when the server stops is stopped before the
+/// server closes its request: the SSE client gets the reply's final event
+/// (`failed`, `INTERRUPTED`, with the text so far), not a cut stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_a_streamed_reply_with_its_final_event() {
+    let fake = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Success {
+            chunks: (0..400).map(|i| format!("p{i} ")).collect(),
+            chunk_delay: Duration::from_millis(25),
+        },
+    )
+    .await;
+    let f = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, f)).await;
+    let me = app.register("stopping@example.com").await;
+    let path = session(&app, &me).await;
+    let mut res = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&me.access)
+        .header("accept", "text/event-stream")
+        .json(&json!({"content": "a long one, please"}))
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("message_chunk") {
+        text.push_str(&String::from_utf8_lossy(&res.chunk().await.unwrap().expect("a chunk before the end")));
+    }
+    let (_, ()) = tokio::join!(
+        async {
+            while let Some(bytes) = res.chunk().await.expect("the stream ends cleanly, not cut") {
+                text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        },
+        app.stop(Duration::from_secs(2)),
+    );
+    let events = parse_sse(&text);
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "message_failed", "{events:?}");
+    assert_eq!(data["error"]["code"], "INTERRUPTED", "{data}");
+    assert!(data["content"].as_str().unwrap().starts_with("p0 p1 "), "{data}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(name, _)| name.starts_with("message_") && name != "message_created" && name != "message_chunk")
+            .count(),
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_left_streaming_by_a_crash_are_failed_at_start() {
     let dir = tempfile::tempdir().unwrap();

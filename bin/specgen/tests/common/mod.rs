@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -23,6 +24,7 @@ pub struct TestApp {
     /// The server's clock: advance it to expire tokens and rate-limit windows.
     pub clock: Arc<ManualClock>,
     pub gateway: specgen_gateway::Gateway,
+    pub app: specgen_app::App,
     /// The configuration it runs with (to start a second instance like it).
     pub config: Config,
     handle: actix_web::dev::ServerHandle,
@@ -67,11 +69,17 @@ impl TestApp {
             client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
             clock,
             gateway: running.gateway,
+            app: running.app,
             config,
             handle,
             _data_dir: data_dir,
             _database: database,
         }
+    }
+
+    /// Stops the server as SIGTERM does (`specgen::wiring::stop`).
+    pub async fn stop(&self, grace: Duration) {
+        specgen::wiring::stop(&self.app, &self.gateway, &self.handle, grace).await;
     }
 
     pub fn url(&self, path: &str) -> String {
