@@ -70,6 +70,7 @@ impl RedisBus {
     /// then carry the pub/sub connection.
     pub fn new(url: &str, namespace: String) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().context("the Redis event bus needs a Tokio runtime")?;
+        crate::remember_home();
         let client = redis::Client::open(url).map_err(|_| anyhow::anyhow!("invalid Redis URL"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(DEADLINE))
@@ -138,7 +139,12 @@ impl EventBus for RedisBus {
         // A clone shares the one connection, so publications stay in order.
         let mut connection = self.publisher.clone();
         // The reply is how many subscribers (instances) got it; none is fine.
-        within_deadline(command.query_async::<i64>(&mut connection)).await.map_err(unavailable)?;
+        // On the application's runtime: a (re)connection made by this call
+        // must outlive the HTTP workers.
+        crate::on_home(async move { within_deadline(command.query_async::<i64>(&mut connection)).await })
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -195,7 +201,10 @@ impl EventBus for RedisBus {
             return Err(unavailable(reason));
         }
         let mut connection = self.publisher.clone();
-        within_deadline(redis::cmd("PING").query_async::<()>(&mut connection)).await.map_err(unavailable)
+        crate::on_home(async move { within_deadline(redis::cmd("PING").query_async::<()>(&mut connection)).await })
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
     }
 }
 

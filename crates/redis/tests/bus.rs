@@ -303,3 +303,29 @@ async fn reply_key_is_namespaced_and_expires() {
         redis::cmd("EXISTS").arg(format!("{namespace}:reply:msg-2")).query_async(&mut conn).await.unwrap();
     assert_eq!(exists, 0);
 }
+
+/// A connection first made from an HTTP worker's single-threaded runtime
+/// outlives it. The workers stop first at shutdown, while replies still
+/// publish and log chunks through the same connections: a publisher
+/// connected from a worker used to die with it ("broken pipe"), and the
+/// chunks published meanwhile never reached the other instances.
+#[test]
+fn connections_made_from_a_worker_outlive_it() {
+    let home = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (bus, log) = home.block_on(async {
+        let url = url();
+        (RedisBus::new(&url, namespace()).unwrap(), RedisReplyLog::new(pool(&url), namespace()))
+    });
+    let worker = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    worker.block_on(async {
+        publish(&bus, "worker", "first").await;
+        log.append("reply", 1, "first").await.unwrap();
+    });
+    drop(worker);
+    home.block_on(async {
+        bus.publish("worker", Bytes::from_static(b"second"))
+            .await
+            .expect("the publisher's connection outlived the worker");
+        log.append("reply", 2, "second").await.expect("the log's connection outlived the worker");
+    });
+}
