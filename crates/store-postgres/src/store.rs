@@ -53,13 +53,34 @@ impl PgStore {
         // `SELECT 1` on every checkout: after a Postgres restart the dead
         // connections are replaced instead of failing one request each.
         manager_config.recycling_method = RecyclingMethod::Verified;
+        // A connection's I/O task lives on the runtime that made it. Made
+        // from an HTTP worker's single-threaded runtime, it would die when
+        // that worker stops (they stop first at shutdown, while replies
+        // still write), and every query on it would wait for that worker:
+        // connections are made on the runtime the store was built in.
+        let home = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         manager_config.custom_setup = Box::new(move |url| {
+            let url = url.to_owned();
+            let home = home.clone();
             Box::pin(async move {
-                let mut conn = AsyncPgConnection::establish(url).await?;
-                conn.batch_execute(&format!("SET statement_timeout = {statement_ms}"))
-                    .await
-                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
+                let establish = async move {
+                    let mut conn = AsyncPgConnection::establish(&url).await?;
+                    conn.batch_execute(&format!("SET statement_timeout = {statement_ms}"))
+                        .await
+                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                };
+                let on_worker = tokio::runtime::Handle::try_current()
+                    .is_ok_and(|current| current.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+                match home {
+                    Some(home) if on_worker => home
+                        .spawn(establish)
+                        .await
+                        .map_err(|stopped| ConnectionError::BadConnection(stopped.to_string()))?,
+                    _ => establish.await,
+                }
             })
         });
         let manager = AsyncDieselConnectionManager::new_with_config(cfg.url.clone(), manager_config);

@@ -124,3 +124,46 @@ async fn terminate_backends(db: &TestDatabase) {
         .await
         .unwrap();
 }
+
+/// How many sessions the test database has open, not counting the asker's.
+async fn backends(db: &TestDatabase) -> i64 {
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+    let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .get_result::<Count>(&mut admin)
+    .await
+    .unwrap()
+    .n
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A connection first made from an HTTP worker's single-threaded runtime
+/// outlives it: the workers stop first at shutdown, while replies still
+/// write through the pool.
+#[test]
+fn connections_made_from_a_worker_outlive_it() {
+    let home = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (db, pg) = home.block_on(async {
+        let (db, _) = TestDatabase::create_migrated().await;
+        let mut cfg = db.config();
+        cfg.max_connections = 1;
+        let pg = PgStore::connect(cfg).unwrap();
+        (db, pg)
+    });
+    let worker = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    worker.block_on(async { pg.store().health.ping().await.unwrap() });
+    drop(worker);
+    home.block_on(async {
+        // A connection whose task died is closed by the server at once.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(backends(&db).await, 1, "the pool's one connection is still open");
+        pg.store().health.ping().await.unwrap();
+    });
+}
