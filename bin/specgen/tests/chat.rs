@@ -462,29 +462,43 @@ async fn a_stalled_or_overlong_reply_is_failed_with_its_partial_text() {
     assert_eq!(stored["content"], data["content"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_stops_the_reply_and_keeps_its_partial_text() {
-    let slow = FakeUpstream::start(
+/// An app whose Claude upstream streams `words` words (`{prefix}{i} `)
+/// `gap` apart, and an SSE send of `content` to it by a new user, whose
+/// response is still open. Bind `upstream`: dropped, it stops streaming.
+struct OpenStream {
+    upstream: FakeUpstream,
+    app: TestApp,
+    me: Account,
+    path: String,
+    res: reqwest::Response,
+}
+
+async fn open_stream(prefix: &str, words: usize, gap: Duration, email: &str, content: &str) -> OpenStream {
+    let upstream = FakeUpstream::start(
         FakeWire::Anthropic,
-        FakeBehaviour::Success {
-            chunks: (0..200).map(|i| format!("w{i} ")).collect(),
-            chunk_delay: Duration::from_millis(20),
-        },
+        FakeBehaviour::Success { chunks: (0..words).map(|i| format!("{prefix}{i} ")).collect(), chunk_delay: gap },
     )
     .await;
-    let s = slow.base_url();
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, s)).await;
-    let me = app.register("stop@example.com").await;
+    let url = upstream.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, url)).await;
+    let me = app.register(email).await;
     let path = session(&app, &me).await;
-    let mut res = app
+    let res = app
         .client
         .post(app.url(&path))
         .bearer_auth(&me.access)
         .header("accept", "text/event-stream")
-        .json(&json!({"content": "go on and on"}))
+        .json(&json!({"content": content}))
         .send()
         .await
         .unwrap();
+    OpenStream { upstream, app, me, path, res }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_reply_and_keeps_its_partial_text() {
+    let OpenStream { upstream: slow, app, me, path, mut res } =
+        open_stream("w", 200, Duration::from_millis(20), "stop@example.com", "go on and on").await;
     // Read until the AI message exists, then cancel it.
     let mut seen = String::new();
     let ai_id = loop {
@@ -525,27 +539,9 @@ fn parse_sse_prefix(text: &str) -> Vec<(String, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_does_not_stop_the_reply() {
-    let fake = FakeUpstream::start(
-        FakeWire::Anthropic,
-        FakeBehaviour::Success {
-            chunks: (0..20).map(|i| format!("p{i} ")).collect(),
-            chunk_delay: Duration::from_millis(20),
-        },
-    )
-    .await;
-    let f = fake.base_url();
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, f)).await;
-    let me = app.register("gone@example.com").await;
-    let path = session(&app, &me).await;
-    let mut res = app
-        .client
-        .post(app.url(&path))
-        .bearer_auth(&me.access)
-        .header("accept", "text/event-stream")
-        .json(&json!({"content": "answer while I am away"}))
-        .send()
-        .await
-        .unwrap();
+    // The upstream is bound so that it keeps streaming.
+    let OpenStream { upstream: _upstream, app, me, path, mut res } =
+        open_stream("p", 20, Duration::from_millis(20), "gone@example.com", "answer while I am away").await;
     res.chunk().await.unwrap();
     drop(res);
     let expected: String = (0..20).map(|i| format!("p{i} ")).collect();
@@ -566,27 +562,8 @@ async fn a_client_that_disconnects_does_not_stop_the_reply() {
 /// (`failed`, `INTERRUPTED`, with the text so far), not a cut stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_ends_a_streamed_reply_with_its_final_event() {
-    let fake = FakeUpstream::start(
-        FakeWire::Anthropic,
-        FakeBehaviour::Success {
-            chunks: (0..400).map(|i| format!("p{i} ")).collect(),
-            chunk_delay: Duration::from_millis(25),
-        },
-    )
-    .await;
-    let f = fake.base_url();
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| use_fake_claude(c, f)).await;
-    let me = app.register("stopping@example.com").await;
-    let path = session(&app, &me).await;
-    let mut res = app
-        .client
-        .post(app.url(&path))
-        .bearer_auth(&me.access)
-        .header("accept", "text/event-stream")
-        .json(&json!({"content": "a long one, please"}))
-        .send()
-        .await
-        .unwrap();
+    let OpenStream { upstream: _upstream, app, mut res, .. } =
+        open_stream("p", 400, Duration::from_millis(25), "stopping@example.com", "a long one, please").await;
     let mut text = String::new();
     while !text.contains("message_chunk") {
         text.push_str(&String::from_utf8_lossy(&res.chunk().await.unwrap().expect("a chunk before the end")));
