@@ -358,7 +358,53 @@ async fn answers_keep_to_http(backend: Backend) {
     assert_eq!(res.headers()["cache-control"], "no-store");
 }
 
+/// A request with no body is one with no fields: a bare `POST` creates a
+/// session with every default, a bare `PATCH` changes nothing (nor
+/// `updatedAt`), and where fields are required the 422 names them all
+/// instead of a 415 about a body that was never sent.
+async fn no_body_is_no_fields(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.register("no-body@example.com").await;
+    let res = app.client.post(app.url(SESSIONS)).bearer_auth(&me.access).send().await.unwrap();
+    let (status, created) = read(res).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["data"]["title"], "New chat", "{created}");
+    let path = format!("{SESSIONS}/{}", created["data"]["id"].as_str().unwrap());
+
+    for patch in [None, Some(json!({})), Some(json!({"title": "New chat"}))] {
+        app.clock.advance(time::Duration::seconds(1));
+        let mut request = app.client.patch(app.url(&path)).bearer_auth(&me.access);
+        if let Some(body) = &patch {
+            request = request.json(body);
+        }
+        let (status, body) = read(request.send().await.unwrap()).await;
+        assert_eq!(status, 200, "{patch:?}: {body}");
+        assert_eq!(body["data"]["updatedAt"], created["data"]["updatedAt"], "{patch:?} changed nothing: {body}");
+    }
+    app.clock.advance(time::Duration::seconds(1));
+    let (status, body) = app.call(Method::PATCH, &path, Some(&me.access), Some(&json!({"title": "Renamed"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(body["data"]["updatedAt"], created["data"]["updatedAt"], "a real change moves updatedAt: {body}");
+
+    let (_, before) = app.get_as("/api/v1/users/me", &me.access).await;
+    app.clock.advance(time::Duration::seconds(1));
+    let res = app.client.patch(app.url("/api/v1/users/me/profile")).bearer_auth(&me.access).send().await.unwrap();
+    let (status, profile) = read(res).await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["data"], before["data"]["profile"], "a bare PATCH changes nothing: {profile}");
+
+    let res = app.client.post(app.url("/api/v1/auth/register")).send().await.unwrap();
+    let (status, body) = read(res).await;
+    assert_eq!(status, 422, "{body}");
+    let error = assert_error(&body, "VALIDATION_FAILED");
+    let fields: Vec<&str> = error["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    for field in ["email", "password", "name"] {
+        assert!(fields.contains(&field), "{field} not named: {body}");
+    }
+}
+
 for_both_stores!(
+    no_body_is_no_fields,
     answers_keep_to_http,
     preferences_with_numbers_beyond_a_double_are_422,
     forged_cursor_from_antiquity_is_422,

@@ -133,7 +133,7 @@ impl ApiError {
             Self::PayloadTooLarge(limit) => {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }
-            Self::UnsupportedMediaType => "The request body must be application/json.".into(),
+            Self::UnsupportedMediaType => "The request body must be JSON (application/json) in UTF-8.".into(),
             Self::Validation(_) => "The request is invalid; see details.".into(),
             Self::RateLimited { retry_after_secs, .. } => {
                 format!("Too many requests; retry in {retry_after_secs} s.")

@@ -27,6 +27,14 @@ where
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req.app_data::<web::Data<HttpConfig>>().map_or(64 * 1024, |c| c.body_limit);
+        // No body is no fields: `{}`, whatever the Content-Type says, since
+        // there is no body whose media type could be wrong. A DTO whose
+        // fields are all optional then takes its defaults (a client may
+        // create a session with a bare POST), and one with required fields
+        // answers 422 naming them rather than a 415 about a body never sent.
+        if has_no_body(req) {
+            return Box::pin(async { Ok(ValidJson(parse_valid(b"{}")?)) });
+        }
         let checked = check_headers(req, limit);
         let mut payload = payload.take();
         Box::pin(async move {
@@ -81,6 +89,17 @@ fn wire_name(path: &str) -> String {
         previous = Some(c);
     }
     out
+}
+
+/// HTTP/1.1 frames a request body with `Content-Length` or
+/// `Transfer-Encoding`; without either, or with a length of 0, there is none.
+/// (An HTTP/2 body needs neither, so there a body is assumed and read.)
+fn has_no_body(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(length) => length.to_str().is_ok_and(|n| n.trim() == "0"),
+        None => !headers.contains_key(header::TRANSFER_ENCODING) && req.version() < actix_web::http::Version::HTTP_2,
+    }
 }
 
 fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {

@@ -285,6 +285,7 @@ impl App {
 
     pub async fn update_profile(&self, auth: AuthContext, patch: ProfilePatch) -> Result<Profile, AppError> {
         let mut profile = self.store().users.profile(auth.user_id).await?.ok_or(AppError::Unauthenticated)?;
+        let before = profile.clone();
         if let Some(display_name) = patch.display_name {
             profile.display_name = display_name;
         }
@@ -297,8 +298,11 @@ impl App {
         if let Some(preferences) = patch.preferences {
             profile.preferences = preferences;
         }
-        profile.updated_at = self.now();
-        self.store().users.update_profile(&profile).await?;
+        // As for sessions: nothing changed, nothing written, `updatedAt` kept.
+        if profile != before {
+            profile.updated_at = self.now();
+            self.store().users.update_profile(&profile).await?;
+        }
         Ok(profile)
     }
 

@@ -130,6 +130,7 @@ impl App {
     ) -> Result<SessionView, AppError> {
         let mut session = self.owned(auth, id).await?;
         self.check_enabled(patch.provider.flatten())?;
+        let before = session.clone();
         if let Some(title) = patch.title {
             session.title = title;
         }
@@ -142,9 +143,13 @@ impl App {
         if let Some(model) = patch.model {
             session.model = model;
         }
-        session.updated_at = self.now();
-        self.store().sessions.update(&session).await.map_err(not_found_as("session"))?;
-        self.invalidate_session(id, &[]).await;
+        // A patch that changes nothing (`{}`, or the values already there)
+        // writes nothing: `updatedAt` says when the session last changed.
+        if session != before {
+            session.updated_at = self.now();
+            self.store().sessions.update(&session).await.map_err(not_found_as("session"))?;
+            self.invalidate_session(id, &[]).await;
+        }
         let participants = self.store().sessions.participants(id).await?;
         Ok(SessionView { session, participants })
     }

@@ -231,7 +231,7 @@ pub enum ProviderSchema {
 /// Opens a session owned by the caller.
 #[utoipa::path(
     tag = "chat",
-    request_body = CreateSessionRequest,
+    request_body(content = Option<CreateSessionRequest>, description = "Optional: no body takes every default"),
     responses((status = 201, body = inline(Envelope<SessionDto>)), (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
     security(("bearer" = []))
 )]
@@ -315,7 +315,7 @@ fn opt_opt<T>(
 #[utoipa::path(
     tag = "chat",
     params(("id" = uuid::Uuid, Path, description = "Session id")),
-    request_body = UpdateSessionRequest,
+    request_body(content = Option<UpdateSessionRequest>, description = "Optional: no body changes nothing"),
     responses(
         (status = 200, body = inline(Envelope<SessionDetailDto>)),
         (status = 403, description = "Not the owner", body = ErrorEnvelope),

@@ -55,7 +55,7 @@ pub struct ProfilePatchRequest {
 /// Changes some profile fields; absent fields stay as they are.
 #[utoipa::path(
     tag = "users",
-    request_body = ProfilePatchRequest,
+    request_body(content = Option<ProfilePatchRequest>, description = "Optional: no body changes nothing"),
     responses(
         (status = 200, body = inline(Envelope<ProfileDto>)),
         (status = 401, body = ErrorEnvelope),
