@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::Serialize;
+use unicode_normalization::UnicodeNormalization as _;
 
 /// Why a value was refused, worded for the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,8 +56,10 @@ macro_rules! string_newtype {
 }
 
 string_newtype!(
-    /// An email address, trimmed and lowercased so that comparison is
-    /// case-insensitive everywhere, at most 254 characters.
+    /// An email address, trimmed, in Unicode NFC and lowercased so that
+    /// comparison is case-insensitive everywhere and one address typed two
+    /// ways (a precomposed `é` or `e` plus an accent) is one account; at
+    /// most 254 characters.
     Email
 );
 
@@ -64,7 +67,8 @@ impl Email {
     pub const MAX_CHARS: usize = 254;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let trimmed = raw.trim();
+        let normalised: String = raw.trim().nfc().collect();
+        let trimmed = normalised.as_str();
         if trimmed.is_empty() {
             return Err(invalid("email is required"));
         }
@@ -502,6 +506,10 @@ mod tests {
     #[test]
     fn email_is_lowercased_and_checked() {
         assert_eq!(Email::parse(" Ada@Example.COM ").map(|e| e.into_inner()), Ok("ada@example.com".into()));
+        // NFD (e + combining acute) and NFC (precomposed) spell one address.
+        let decomposed = Email::parse("Rene\u{301}@example.com").map(|e| e.into_inner());
+        assert_eq!(decomposed, Ok("ren\u{e9}@example.com".into()));
+        assert_eq!(decomposed, Email::parse("REN\u{c9}@example.com").map(|e| e.into_inner()));
         for bad in ["", "plain", "a@", "@b.c", "a@b", "a b@c.d", &format!("{}@x.io", "a".repeat(250))] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
