@@ -214,12 +214,12 @@ async fn method_not_allowed_lists_the_allowed_methods(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let id = uuid::Uuid::now_v7();
     let cases = [
-        (Method::PUT, format!("{SESSIONS}/{id}"), vec!["DELETE", "GET", "PATCH"]),
+        (Method::PUT, format!("{SESSIONS}/{id}"), vec!["DELETE", "GET", "HEAD", "PATCH"]),
         (Method::DELETE, format!("{SESSIONS}/{id}/participants"), vec!["POST"]),
-        (Method::POST, "/api/v1/users/me".to_owned(), vec!["DELETE", "GET"]),
-        (Method::TRACE, "/health/live".to_owned(), vec!["GET"]),
-        (Method::POST, "/metrics".to_owned(), vec!["GET"]),
-        (Method::DELETE, "/api/openapi.json".to_owned(), vec!["GET"]),
+        (Method::POST, "/api/v1/users/me".to_owned(), vec!["DELETE", "GET", "HEAD"]),
+        (Method::TRACE, "/health/live".to_owned(), vec!["GET", "HEAD"]),
+        (Method::POST, "/metrics".to_owned(), vec!["GET", "HEAD"]),
+        (Method::DELETE, "/api/openapi.json".to_owned(), vec!["GET", "HEAD"]),
     ];
     for (method, path, expected) in cases {
         let res = app.request(method.clone(), &path).await.send().await.unwrap();
@@ -232,6 +232,39 @@ async fn method_not_allowed_lists_the_allowed_methods(backend: Backend) {
         methods.sort_unstable();
         assert_eq!(methods, expected, "{method} {path}");
     }
+}
+
+/// `HEAD` answers as `GET` does, headers and all, without the body
+/// (RFC 9110 asks every server for both): a monitor's `HEAD /health/live`,
+/// `curl -I` on an API path.
+async fn head_is_get_without_the_body(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.register("head@example.com").await;
+    for (path, token, status) in [
+        ("/health/live", None, 200),
+        ("/api/v1/users/me", Some(&me.access), 200),
+        ("/api/v1/users/me", None, 401),
+        ("/api/v1/chat/sessions?limit=0", Some(&me.access), 422),
+    ] {
+        let head = |method: Method| {
+            let request = app.client.request(method, app.url(path));
+            match token {
+                Some(token) => request.bearer_auth(token),
+                None => request,
+            }
+        };
+        let got = head(Method::GET).send().await.unwrap();
+        let res = head(Method::HEAD).send().await.unwrap();
+        assert_eq!(res.status(), status, "HEAD {path}");
+        assert_eq!(got.status(), status, "GET {path}");
+        assert_eq!(res.headers()["content-type"], got.headers()["content-type"], "HEAD {path}");
+        assert!(res.headers().contains_key("x-request-id"), "HEAD {path}");
+        assert!(res.bytes().await.unwrap().is_empty(), "HEAD {path} sent a body");
+    }
+    // Where there is no GET, there is no HEAD either.
+    let res = app.client.head(app.url("/api/v1/auth/login")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "POST");
 }
 
 /// Every status an operation can answer because of what it takes is in the
@@ -404,6 +437,7 @@ async fn no_body_is_no_fields(backend: Backend) {
 }
 
 for_both_stores!(
+    head_is_get_without_the_body,
     no_body_is_no_fields,
     answers_keep_to_http,
     preferences_with_numbers_beyond_a_double_are_422,

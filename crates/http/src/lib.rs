@@ -195,6 +195,7 @@ where
             .route("/api/docs", web::get().to(routes::ops::docs_redirect))
             .route("/metrics", web::get().to(routes::ops::metrics))
             .default_service(web::to(routes::fallback::not_found))
+            .wrap_fn(routes::fallback::head_as_get)
             .wrap(ErrorHandlers::new().default_handler(routes::fallback::ensure_json_error))
             .wrap(cors(&config_data))
             .wrap(observe::Observe)

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::ServiceResponse;
-use actix_web::http::StatusCode;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
@@ -30,6 +30,19 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::NotFound(format!("No route for {} {}", req.method(), req.path())).error_response()
 }
 
+/// `HEAD` is `GET` without the body (RFC 9110 9.3.2 asks every server for
+/// both): routed as a `GET`, whose answer actix-http sends with its headers
+/// only, since it noted the request's method when it parsed it.
+pub fn head_as_get<S>(mut req: ServiceRequest, service: &S) -> S::Future
+where
+    S: Service<ServiceRequest>,
+{
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    service.call(req)
+}
+
 /// The methods served on a route pattern, as an `Allow` value. Handlers are
 /// registered one resource per method, each guarded by its method, so actix
 /// cannot tell which methods a path takes (its own 405s only know the one
@@ -46,11 +59,11 @@ fn allowed_methods(pattern: &str) -> &'static str {
             .map(|(path, item)| {
                 let methods = [
                     ("GET", item.get.is_some()),
+                    ("HEAD", item.get.is_some()),
                     ("PUT", item.put.is_some()),
                     ("POST", item.post.is_some()),
                     ("DELETE", item.delete.is_some()),
                     ("OPTIONS", item.options.is_some()),
-                    ("HEAD", item.head.is_some()),
                     ("PATCH", item.patch.is_some()),
                     ("TRACE", item.trace.is_some()),
                 ];
@@ -59,7 +72,7 @@ fn allowed_methods(pattern: &str) -> &'static str {
             })
             .collect()
     });
-    by_pattern.get(pattern).map_or("GET", String::as_str)
+    by_pattern.get(pattern).map_or("GET, HEAD", String::as_str)
 }
 
 /// Rewrites an error response that is not JSON (actix's own 405, 404, 413 ...)
