@@ -93,6 +93,23 @@ async fn client_message_id_makes_sending_idempotent(backend: Backend) {
     assert_eq!(again["data"]["userMessage"]["id"], first["data"]["userMessage"]["id"]);
     assert_eq!(again["data"]["aiMessage"]["id"], first["data"]["aiMessage"]["id"]);
     assert_eq!(history(&app, &me, &path).await.len(), 2, "nothing new was created");
+
+    // Retried as a stream, it streams: the original messages, then the
+    // reply's final event with its whole text.
+    let events = send_sse(&app, &me, &path, json!({"content": "hello", "clientMessageId": "k-1"})).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["message_created", "message_created", "message_complete"], "{events:?}");
+    assert_eq!(events[0].1["message"]["id"], first["data"]["userMessage"]["id"]);
+    assert_eq!(events[1].1["message"]["id"], first["data"]["aiMessage"]["id"]);
+    assert_eq!(events[2].1["messageId"], first["data"]["aiMessage"]["id"]);
+    assert_eq!(events[2].1["content"], first["data"]["aiMessage"]["content"]);
+    // Without a reply, the stream ends after the user message, as the original's did.
+    let no_reply = json!({"content": "note", "clientMessageId": "k-2", "aiReply": false});
+    assert_eq!(send(&app, &me, &path, no_reply.clone()).await.0, 201);
+    let events = send_sse(&app, &me, &path, no_reply).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1["message"]["content"], "note");
+    assert_eq!(history(&app, &me, &path).await.len(), 3, "nothing new was created");
 }
 
 /// Sends racing with one key: the first insert wins, the others answer with

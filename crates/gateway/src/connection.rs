@@ -551,12 +551,7 @@ fn message_created(message: &Message, id: Option<&Value>) -> Bytes {
 /// The final event of an ended reply, from its stored state, as the answer
 /// to the frame `id` (a resume, a repeated send).
 fn final_frame(message: &Message, id: Option<&Value>) -> Bytes {
-    let event = match message.status {
-        MessageStatus::Complete => specgen_app::ChatEvent::Complete(message.clone()),
-        MessageStatus::Cancelled => specgen_app::ChatEvent::Cancelled(message.clone()),
-        _ => specgen_app::ChatEvent::Failed(message.clone()),
-    };
-    let encoded = frames::chat_event(&event);
+    let encoded = frames::chat_event(&specgen_app::ChatEvent::ended(message));
     let Some(id) = id else { return encoded };
     // Rare (an ended reply asked for again): the shared encoding, then the id.
     match serde_json::from_slice::<Value>(&encoded) {

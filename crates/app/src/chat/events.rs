@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use specgen_domain::{Message, MessageId, SessionId, UserId};
+use specgen_domain::{Message, MessageId, MessageStatus, SessionId, UserId};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,15 @@ pub enum ChatEvent {
 }
 
 impl ChatEvent {
+    /// The final event of a reply that has ended, from its stored state.
+    pub fn ended(reply: &Message) -> Self {
+        match reply.status {
+            MessageStatus::Complete => Self::Complete(reply.clone()),
+            MessageStatus::Cancelled => Self::Cancelled(reply.clone()),
+            _ => Self::Failed(reply.clone()),
+        }
+    }
+
     /// Every reply ends with exactly one of these.
     pub fn is_final(&self) -> bool {
         matches!(self, Self::Complete(_) | Self::Failed(_) | Self::Cancelled(_))

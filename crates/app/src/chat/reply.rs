@@ -396,7 +396,7 @@ impl App {
             status = reply.status.as_str(),
             "reply ended"
         );
-        emitter.emit(final_event(&reply));
+        emitter.emit(ChatEvent::ended(&reply));
         reply
     }
 
@@ -440,7 +440,7 @@ impl App {
         // `streaming`, then exactly one final event with the outcome.
         let announced = Message { status: MessageStatus::Streaming, error: None, ..reply.clone() };
         emitter.emit(ChatEvent::MessageCreated(announced));
-        emitter.emit(final_event(&reply));
+        emitter.emit(ChatEvent::ended(&reply));
         reply
     }
 
@@ -477,14 +477,6 @@ fn mid_reply(error: &ProviderError) -> String {
         ProviderError::Status { status, .. } => format!("the provider answered {status} mid-reply"),
         ProviderError::Protocol(_) => "the provider sent something that could not be read mid-reply".into(),
         ProviderError::Upstream { kind, .. } => format!("the provider reported an error mid-reply ({kind})"),
-    }
-}
-
-fn final_event(reply: &Message) -> ChatEvent {
-    match reply.status {
-        MessageStatus::Complete => ChatEvent::Complete(reply.clone()),
-        MessageStatus::Cancelled => ChatEvent::Cancelled(reply.clone()),
-        _ => ChatEvent::Failed(reply.clone()),
     }
 }
 

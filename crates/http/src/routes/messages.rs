@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use specgen_app::{ChatEvent, SendMessage, SendOutcome};
-use specgen_domain::{Message, MessageId, PageLimit};
+use specgen_domain::{Message, MessageId, MessageStatus, PageLimit};
 use utoipa::ToSchema;
 
 use crate::client::AuthUser;
@@ -331,6 +331,9 @@ pub async fn send(
             // A retried send answers as the original would have: after the reply.
             let (user_message, ai_message) =
                 state.app.settle_replay(user_message.session_id, user_message, ai_message).await?;
+            if wants_sse {
+                return Ok(sse_replay(user_message, ai_message));
+            }
             Ok(envelope::ok(SentDto {
                 user_message: MessageDto::from(&user_message),
                 ai_message: ai_message.as_ref().map(MessageDto::from),
@@ -388,6 +391,26 @@ fn sse(events: tokio::sync::mpsc::UnboundedReceiver<ChatEvent>, ai_reply: bool) 
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(frames.boxed_local())
+}
+
+/// A retried streamed send gets a stream too, of the original messages as
+/// they are stored once the reply has ended: the user message, the reply
+/// (with its text and final status) and its final event; no chunks, since
+/// the final event carries the whole text. A reply still running on another
+/// instance ends the stream after its `message_created` (status
+/// `streaming`), with no final event to give yet.
+fn sse_replay(user_message: Message, ai_message: Option<Message>) -> HttpResponse {
+    let (events, stream) = tokio::sync::mpsc::unbounded_channel();
+    let ai_reply = ai_message.is_some();
+    let _ = events.send(ChatEvent::MessageCreated(user_message));
+    if let Some(reply) = ai_message {
+        let ended = (reply.status != MessageStatus::Streaming).then(|| ChatEvent::ended(&reply));
+        let _ = events.send(ChatEvent::MessageCreated(reply));
+        if let Some(ended) = ended {
+            let _ = events.send(ended);
+        }
+    }
+    sse(stream, ai_reply)
 }
 
 fn write_sse_frame(buffer: &mut Vec<u8>, event: &ChatEvent) {
