@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::ws::{Next, Ws, chunk_text};
-use common::{Account, Backend, TestApp, read, use_fake_claude, use_redis};
+use common::{Account, Backend, PASSWORD, TestApp, read, use_fake_claude, use_redis};
 use reqwest::Method;
 use serde_json::{Value, json};
 use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire};
@@ -80,6 +80,18 @@ async fn upgrade_and_first_frame_authenticate(backend: Backend) {
             assert_eq!(body["error"]["code"], "UNAUTHENTICATED", "{body}");
         }
         other => panic!("expected a refused upgrade, got {:?}", other.map(|_| "a connection")),
+    }
+    // So is any other `Authorization`: it is not the same as none.
+    for authorization in ["Basic YWRhOnB3", "Bearer ", "Bearer"] {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = format!("ws://{}/ws", app.address).into_client_request().unwrap();
+        request.headers_mut().insert("authorization", authorization.parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{authorization}");
+            }
+            other => panic!("{authorization}: expected a refused upgrade, got {:?}", other.map(|_| "a connection")),
+        }
     }
 
     // A bad token in the first frame: error, then 4401.
@@ -302,6 +314,66 @@ async fn a_removed_member_stops_hearing_the_session(backend: Backend) {
     bob_ws.send_with_id("leave_session", json!({"sessionId": session}), "again").await;
     let error = bob_ws.expect("error").await;
     assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("NOT_FOUND"), Some("again")), "{error}");
+}
+
+/// A member who deletes their account leaves every session, open sockets
+/// included: they hear nothing more, and the others see them go. An owner
+/// who does takes their sessions with them, for every member's socket.
+async fn a_deleted_account_stops_hearing_its_sessions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let adas = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let bobs = shared_session(&app, &bob, &["ada@example.com"]).await;
+    let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
+    let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
+    for session in [&adas, &bobs] {
+        ada_ws.join(session).await;
+        bob_ws.join(session).await;
+        ada_ws.expect("user_joined").await;
+    }
+    let (status, body) =
+        app.call(Method::DELETE, "/api/v1/users/me", Some(&bob.access), Some(&json!({"password": PASSWORD}))).await;
+    assert_eq!(status, 200, "{body}");
+    // Sessions come and go in any order across rooms; a `user_left` from
+    // the other side of a session being revoked may come between.
+    let mut bob_left: Vec<String> = Vec::new();
+    while bob_left.len() < 2 {
+        let frame = bob_ws.frame().await;
+        match frame["event"].as_str() {
+            Some("left_session") => bob_left.push(frame["data"]["sessionId"].as_str().unwrap().to_owned()),
+            Some("user_left") => {}
+            _ => panic!("Bob heard {frame}"),
+        }
+    }
+    bob_left.sort();
+    let mut both = vec![adas.clone(), bobs.clone()];
+    both.sort();
+    assert_eq!(bob_left, both, "Bob left both sessions");
+    // Ada sees Bob leave hers, and Bob's own session went with his account.
+    let (mut saw_bob_leave, mut ada_left_bobs) = (false, false);
+    while !(saw_bob_leave && ada_left_bobs) {
+        let frame = ada_ws.frame().await;
+        match frame["event"].as_str() {
+            Some("user_left") if frame["data"]["sessionId"] == adas.as_str() => {
+                assert_eq!(frame["data"]["userId"], bob.user_id.as_str());
+                saw_bob_leave = true;
+            }
+            Some("left_session") => {
+                assert_eq!(frame["data"]["sessionId"], bobs.as_str());
+                ada_left_bobs = true;
+            }
+            Some("user_left") => {}
+            _ => panic!("Ada heard {frame}"),
+        }
+    }
+    let messages = format!("/api/v1/chat/sessions/{adas}/messages");
+    let (status, _) = app
+        .call(Method::POST, &messages, Some(&ada.access), Some(&json!({"content": "secret", "aiReply": false})))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(ada_ws.expect("message_created").await["data"]["message"]["content"], "secret");
+    bob_ws.silent_for(Duration::from_millis(300)).await;
 }
 
 async fn stop_generation_cancels_for_everyone(backend: Backend) {
@@ -673,6 +745,7 @@ for_both_stores!(
     presence_counts_people_not_tabs,
     strangers_cannot_join_post_stop_or_resume,
     a_removed_member_stops_hearing_the_session,
+    a_deleted_account_stops_hearing_its_sessions,
     stop_generation_cancels_for_everyone,
     resume_after_a_dropped_socket_is_exact,
     join_then_resume_sends_nothing_twice,

@@ -186,7 +186,8 @@ pub type UpgradeRequest = (actix_http::Request, Framed<TcpStream, actix_http::h1
 impl Gateway {
     /// Takes an upgrade request from the HTTP server. `/ws` becomes a
     /// WebSocket: a bearer token on the upgrade authenticates at once (a bad
-    /// one is refused with the 401 envelope); without one, the first frame
+    /// one, or any other `Authorization`, is refused with the 401 envelope);
+    /// without one, the first frame
     /// must be `authenticate`. Upgrades of any other path are refused.
     pub async fn upgrade(self, (req, mut framed): UpgradeRequest) {
         let state = &self.state;
@@ -200,8 +201,14 @@ impl Gateway {
             }
             ws::verify_handshake(req.head())
                 .map_err(|e| ApiError::BadRequest(format!("Not a valid WebSocket upgrade: {e}")))?;
+            // Any `Authorization` is a claim to be someone: one that is not
+            // a usable bearer token (another scheme, an empty token) is a bad
+            // one, refused as over HTTP, not taken as no header at all.
             match specgen_http::client::bearer_in(req.headers()) {
                 Some(token) => Ok(Some(state.app.authenticate(token).await?)),
+                None if req.headers().contains_key(actix_web::http::header::AUTHORIZATION) => {
+                    Err(ApiError::Unauthenticated("A bearer access token is required.".into()))
+                }
                 None => Ok(None),
             }
         };

@@ -339,13 +339,16 @@ impl App {
             return Err(AppError::InvalidCredentials);
         }
         // The sessions it owns go and it leaves the others: every cached copy
-        // of them, and the lists they appear in, must go too.
+        // of them, and the lists they appear in, must go too, and every open
+        // connection must stop hearing them (everyone's, for the sessions
+        // it owned; its own, for the others).
         let mut members = Vec::new();
         let mut page = specgen_ports::PageRequest::first(specgen_domain::PageLimit::MESSAGES_DEFAULT);
         loop {
             let listed = self.store().sessions.list_for_user(auth.user_id, page).await?;
             for session in &listed.items {
-                members.push((session.id, self.store().sessions.participant_ids(session.id).await?));
+                let owned = session.owner_id == auth.user_id;
+                members.push((session.id, owned, self.store().sessions.participant_ids(session.id).await?));
             }
             match listed.next_cursor {
                 Some(cursor) => page = specgen_ports::PageRequest::older_than(cursor, page.limit),
@@ -353,8 +356,9 @@ impl App {
             }
         }
         self.store().users.soft_delete(auth.user_id, self.now()).await?;
-        for (id, users) in members {
+        for (id, owned, users) in members {
             self.invalidate_session(id, &users).await;
+            self.inner.ports.feed.access_revoked(id, (!owned).then_some(auth.user_id)).await;
         }
         Ok(())
     }
