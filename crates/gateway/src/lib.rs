@@ -187,8 +187,8 @@ impl Gateway {
     /// Takes an upgrade request from the HTTP server. `/ws` becomes a
     /// WebSocket: a bearer token on the upgrade authenticates at once (a bad
     /// one, or any other `Authorization`, is refused with the 401 envelope);
-    /// without one, the first frame
-    /// must be `authenticate`. Upgrades of any other path are refused.
+    /// without one, the first frame must be `authenticate`. Upgrades of any
+    /// other path are refused.
     pub async fn upgrade(self, (req, mut framed): UpgradeRequest) {
         let state = &self.state;
         let request_id = specgen_http::request_id::keep_or_make(req.headers().get(specgen_http::request_id::HEADER));
