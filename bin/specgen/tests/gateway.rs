@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::ws::{Next, Ws, chunk_text};
-use common::{Account, Backend, PASSWORD, TestApp, read, use_fake_claude, use_redis};
+use common::{Account, Backend, PASSWORD, TestApp, read, same_deployment_as, use_fake_claude, use_redis};
 use reqwest::Method;
 use serde_json::{Value, json};
 use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire};
@@ -633,13 +633,7 @@ async fn a_reply_orphaned_by_a_crash_ends_for_everyone_joined() {
     assert_eq!(body["error"]["code"], "UNAVAILABLE", "{body}");
 
     let shared = a.config.clone();
-    let _b = TestApp::spawn_with(Backend::Postgres, |c| {
-        c.database_url = shared.database_url.clone();
-        c.redis_url = shared.redis_url.clone();
-        c.specgen_redis_namespace = shared.specgen_redis_namespace.clone();
-        c.jwt_secret = shared.jwt_secret.clone();
-    })
-    .await;
+    let _b = TestApp::spawn_with(Backend::Postgres, |c| same_deployment_as(&shared, c)).await;
     let failed = on_a.expect("message_failed").await;
     assert_eq!(failed["data"]["messageId"], cut.id.to_string(), "{failed}");
     assert_eq!(failed["data"]["content"], "half of it", "{failed}");
@@ -662,10 +656,7 @@ async fn two_instances_share_live_sessions_through_redis() {
     .await;
     let shared = a.config.clone();
     let b = TestApp::spawn_with(Backend::Postgres, |c| {
-        c.database_url = shared.database_url.clone();
-        c.redis_url = shared.redis_url.clone();
-        c.specgen_redis_namespace = shared.specgen_redis_namespace.clone();
-        c.jwt_secret = shared.jwt_secret.clone();
+        same_deployment_as(&shared, c);
         slow_demo(c);
     })
     .await;

@@ -246,6 +246,15 @@ pub fn use_redis(config: &mut Config) {
     config.specgen_redis_namespace = format!("specgen-test-{}", uuid::Uuid::now_v7().simple());
 }
 
+/// Another instance of the deployment `shared` configures: the same
+/// database, Redis (and namespace) and token key.
+pub fn same_deployment_as(shared: &Config, config: &mut Config) {
+    config.database_url = shared.database_url.clone();
+    config.redis_url = shared.redis_url.clone();
+    config.specgen_redis_namespace = shared.specgen_redis_namespace.clone();
+    config.jwt_secret = shared.jwt_secret.clone();
+}
+
 /// A second connection holding off every write to the messages while it
 /// lives (reads go on): requests that write queue behind it.
 pub enum MessageWritesHeld {
