@@ -9,7 +9,7 @@ use specgen_domain::ProviderName;
 use specgen_gateway::{Gateway, GatewayFeed};
 use specgen_http::{AppState, HttpConfig};
 use specgen_ports::AiProvider;
-use specgen_ports::{Cache, Clock, EventBus, RateLimiter, ReplyLog, Store, SystemClock};
+use specgen_ports::{Cache, Clock, EventBus, PresenceRegistry, RateLimiter, ReplyLog, Store, SystemClock};
 
 /// How far a room's reader may fall behind its session on the in-process
 /// bus before its members are cut and resume.
@@ -149,7 +149,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     app.recover_interrupted_replies(recovery).await?;
     app.sweep_stale_replies(Duration::from_secs(30));
 
-    let gateway = Gateway::new(app.clone(), shared.bus, shared.reply_log, gateway_config)?;
+    let gateway = Gateway::new(app.clone(), shared.bus, shared.reply_log, shared.presence, gateway_config)?;
     let state_app = app.clone();
     let state = AppState { app, metrics };
     let http = HttpConfig {
@@ -243,6 +243,7 @@ struct Shared {
     cache_system: &'static str,
     bus: Arc<dyn EventBus>,
     reply_log: Arc<dyn ReplyLog>,
+    presence: Arc<dyn PresenceRegistry>,
 }
 
 /// Rate limits in Redis fall back to in-process counting while Redis is
@@ -256,11 +257,15 @@ fn shared(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
             cache_system: "in-process",
             bus: Arc::new(specgen_inprocess::InProcessBus::new(BUS_CAPACITY)),
             reply_log: Arc::new(specgen_inprocess::InProcessReplyLog::new()),
+            presence: Arc::new(specgen_inprocess::InProcessPresence::new(clock)),
         });
     };
     let pool = specgen_redis::pool(url.expose(), 16, Duration::from_millis(500))?;
-    let limiter: Arc<dyn RateLimiter> =
-        Arc::new(specgen_redis::RedisRateLimiter::new(pool.clone(), clock, config.specgen_redis_namespace.clone()));
+    let limiter: Arc<dyn RateLimiter> = Arc::new(specgen_redis::RedisRateLimiter::new(
+        pool.clone(),
+        Arc::clone(&clock),
+        config.specgen_redis_namespace.clone(),
+    ));
     let namespace = config.specgen_redis_namespace.clone();
     Ok(Shared {
         rate_limiter: Arc::new(specgen_app::rate_limit::FailoverRateLimiter::new(limiter, local)),
@@ -271,7 +276,9 @@ fn shared(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
             Arc::new(specgen_redis::RedisBus::new(url.expose(), namespace.clone())?),
             Arc::new(specgen_inprocess::InProcessBus::new(BUS_CAPACITY)),
         )),
-        reply_log: Arc::new(specgen_redis::RedisReplyLog::new(pool, namespace)),
+        reply_log: Arc::new(specgen_redis::RedisReplyLog::new(pool.clone(), namespace.clone())),
+        // While Redis is unreachable, each instance counts its own people.
+        presence: Arc::new(specgen_redis::RedisPresence::new(pool, clock, namespace)),
     })
 }
 

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::ws::{Next, Ws, chunk_text};
-use common::{Account, Backend, PASSWORD, TestApp, read, same_deployment_as, use_fake_claude, use_redis};
+use common::{Account, Backend, PASSWORD, TestApp, first_of_a_deployment, read, same_deployment_as, use_fake_claude};
 use reqwest::Method;
 use serde_json::{Value, json};
 use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire};
@@ -603,12 +603,7 @@ async fn connections_and_active_users_are_measured_and_closed_at_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_orphaned_by_a_crash_ends_for_everyone_joined() {
     use specgen_test_support::fixtures;
-    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    let a = TestApp::spawn_with(Backend::Postgres, |c| {
-        use_redis(c);
-        c.jwt_secret = Some(specgen::config::Secret::new(secret.clone()));
-    })
-    .await;
+    let a = TestApp::spawn_with(Backend::Postgres, first_of_a_deployment).await;
     let ada = a.register("ada@example.com").await;
     let session = shared_session(&a, &ada, &[]).await;
     let mut on_a = Ws::connect_as(&a, &ada.access).await;
@@ -647,11 +642,9 @@ async fn a_reply_orphaned_by_a_crash_ends_for_everyone_joined() {
 /// other instance, and can resume it there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_live_sessions_through_redis() {
-    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let a = TestApp::spawn_with(Backend::Postgres, |c| {
-        use_redis(c);
+        first_of_a_deployment(c);
         slow_demo(c);
-        c.jwt_secret = Some(specgen::config::Secret::new(secret.clone()));
     })
     .await;
     let shared = a.config.clone();
@@ -727,6 +720,43 @@ async fn two_instances_share_live_sessions_through_redis() {
     assert_eq!(ended.last().unwrap()["data"]["messageId"], ai_id.as_str());
     let (status, body) = b.call(Method::POST, &cancel, Some(&bob.access), None).await;
     assert_eq!(status, 409, "now it has ended: {body}");
+}
+
+/// Presence over two instances sharing Redis: Bob's tabs on A and on B are
+/// one person, who arrives once and leaves once, whichever tab goes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_counts_people_across_instances() {
+    let a = TestApp::spawn_with(Backend::Postgres, first_of_a_deployment).await;
+    let shared = a.config.clone();
+    let b = TestApp::spawn_with(Backend::Postgres, |c| same_deployment_as(&shared, c)).await;
+    let ada = a.register("ada@example.com").await;
+    let bob = a.register("bob@example.com").await;
+    let session = shared_session(&a, &ada, &["bob@example.com"]).await;
+    let mut watcher = Ws::connect_as(&a, &ada.access).await;
+    watcher.join(&session).await;
+
+    let mut on_a = Ws::connect_as(&a, &bob.access).await;
+    on_a.join(&session).await;
+    assert_eq!(watcher.expect("user_joined").await["data"]["userId"], bob.user_id.as_str());
+    let mut on_b = Ws::connect_as(&b, &bob.access).await;
+    on_b.join(&session).await;
+    watcher.silent_for(Duration::from_millis(300)).await;
+    // His tab on A goes first: he is still there, on B.
+    drop(on_a);
+    watcher.silent_for(Duration::from_millis(300)).await;
+    on_b.send("leave_session", json!({"sessionId": session})).await;
+    assert_eq!(watcher.expect("user_left").await["data"]["userId"], bob.user_id.as_str());
+
+    // Back on B first, then A: one arrival; B's tab going is not a departure.
+    let mut on_b = Ws::connect_as(&b, &bob.access).await;
+    on_b.join(&session).await;
+    assert_eq!(watcher.expect("user_joined").await["data"]["userId"], bob.user_id.as_str());
+    let mut on_a = Ws::connect_as(&a, &bob.access).await;
+    on_a.join(&session).await;
+    drop(on_b);
+    watcher.silent_for(Duration::from_millis(300)).await;
+    drop(on_a);
+    assert_eq!(watcher.expect("user_left").await["data"]["userId"], bob.user_id.as_str());
 }
 
 for_both_stores!(

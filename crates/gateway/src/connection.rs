@@ -12,6 +12,7 @@ use specgen_app::{AppError, AuthContext, SendOutcome};
 use specgen_domain::{Message, MessageId, MessageRole, MessageStatus, SessionId};
 use specgen_http::ApiError;
 use specgen_http::routes::messages::{MessageDto, SendMessageRequest};
+use specgen_ports::Presence;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -131,12 +132,7 @@ impl Connection {
     /// Leaves every room, tells the others, and closes.
     async fn finish(mut self, end: End, mut reader: Reader) {
         for session in std::mem::take(&mut self.joined) {
-            let last_of_user = self.state.hub.leave(session, self.id);
-            if let Some(auth) = self.auth
-                && last_of_user
-            {
-                self.publish_presence(session, auth, "user_left").await;
-            }
+            self.depart(session).await;
         }
         if let Some(auth) = self.auth {
             self.state.user_left(auth.user_id);
@@ -193,11 +189,7 @@ impl Connection {
                 self.joined.swap_remove(at);
                 // Removed from the session: the others see them leave, as
                 // if they had left themselves.
-                if self.state.hub.leave(session, self.id)
-                    && let Some(auth) = self.auth
-                {
-                    self.publish_presence(session, auth, "user_left").await;
-                }
+                self.depart(session).await;
                 self.link.send(text_frame(&frames::frame("left_session", json!({ "sessionId": session }), None)));
             }
         }
@@ -308,17 +300,32 @@ impl Connection {
             return Ok(false);
         }
         self.state.app.check_access(auth, session).await?;
-        let first_of_user = self
+        let first_here = self
             .state
             .hub
             .join(session, self.id, auth.user_id, Arc::clone(&self.link))
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         self.joined.push(session);
-        if first_of_user {
+        if self.state.presences.enter(self.presence(session, auth), first_here).await {
             self.publish_presence(session, auth, "user_joined").await;
         }
         Ok(true)
+    }
+
+    /// Leaves the room of `session` (already taken out of `joined`); the
+    /// others hear of it if that was the person's last connection there.
+    async fn depart(&mut self, session: SessionId) {
+        let last_here = self.state.hub.leave(session, self.id);
+        if let Some(auth) = self.auth
+            && self.state.presences.leave(self.presence(session, auth), last_here).await
+        {
+            self.publish_presence(session, auth, "user_left").await;
+        }
+    }
+
+    fn presence(&self, session: SessionId, auth: AuthContext) -> Presence {
+        Presence { session, user: auth.user_id, connection: self.id }
     }
 
     async fn join_session(&mut self, auth: AuthContext, data: &Value, id: Option<&Value>) -> Outcome {
@@ -331,9 +338,7 @@ impl Connection {
         let session = session_id(data)?;
         if let Some(at) = self.joined.iter().position(|s| *s == session) {
             self.joined.swap_remove(at);
-            if self.state.hub.leave(session, self.id) {
-                self.publish_presence(session, auth, "user_left").await;
-            }
+            self.depart(session).await;
         } else {
             // Not joined here: a participant's leave is a no-op, anyone
             // else's is about a session they may not know exists.

@@ -4,7 +4,7 @@
 //!
 //! Like HTTP, it calls the application layer and the ports only: the event
 //! bus carries each session's events between instances, the reply log makes
-//! `resume` exact. Which adapters those are is the composition root's choice.
+//! `resume` exact, the presence registry counts people over all instances. Which adapters those are is the composition root's choice.
 
 mod connection;
 mod feed;
@@ -12,6 +12,7 @@ mod frames;
 mod hub;
 mod link;
 mod packet;
+mod presence;
 mod socket;
 
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ use futures::SinkExt as _;
 use specgen_app::App;
 use specgen_domain::UserId;
 use specgen_http::ApiError;
-use specgen_ports::{EventBus, ReplyLog};
+use specgen_ports::{EventBus, PresenceRegistry, ReplyLog};
 use tokio_util::sync::CancellationToken;
 
 pub use feed::GatewayFeed;
@@ -54,6 +55,10 @@ pub struct GatewayConfig {
     pub frame_burst: u32,
     /// How long a finished reply's chunks stay readable for `resume`.
     pub reply_grace: Duration,
+    /// How long a connection's presence in a session lasts unless renewed
+    /// (a third of it apart): the most that the people of an instance that
+    /// died still count as there.
+    pub presence_lease: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -67,6 +72,7 @@ impl Default for GatewayConfig {
             frames_per_second: 20,
             frame_burst: 60,
             reply_grace: Duration::from_secs(120),
+            presence_lease: Duration::from_secs(30),
         }
     }
 }
@@ -82,6 +88,7 @@ pub(crate) struct State {
     bus: Arc<dyn EventBus>,
     log: Arc<dyn ReplyLog>,
     hub: hub::Hub,
+    presences: Arc<presence::Presences>,
     config: GatewayConfig,
     /// Cancelled at shutdown: every connection closes with 1001.
     shutdown: CancellationToken,
@@ -122,16 +129,20 @@ impl Gateway {
         app: App,
         bus: Arc<dyn EventBus>,
         log: Arc<dyn ReplyLog>,
+        presence: Arc<dyn PresenceRegistry>,
         config: GatewayConfig,
     ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("the gateway must be built inside a tokio runtime"))?;
         metrics::gauge!("ws_connections").set(0.0);
         metrics::gauge!("active_users_total").set(0.0);
+        let presences = Arc::new(presence::Presences::new(presence, config.presence_lease));
+        presence::Presences::renew_while_alive(Arc::downgrade(&presences), &runtime);
         Ok(Self {
             state: Arc::new(State {
                 app,
                 hub: hub::Hub::new(Arc::clone(&bus), runtime),
+                presences,
                 bus,
                 log,
                 config,

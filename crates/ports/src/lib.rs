@@ -8,6 +8,7 @@ pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod page;
+pub mod presence;
 pub mod rate_limit;
 pub mod store;
 
@@ -17,6 +18,7 @@ pub use cache::{Cache, CacheError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RepoError;
 pub use page::{Direction, Page, PageRequest};
+pub use presence::{Presence, PresenceError, PresenceRegistry};
 pub use rate_limit::{RateDecision, RateLimitError, RateLimiter, RateRule, RateWindow};
 pub use store::{
     MessageRepository, PoolStatus, RecentMessage, RefreshTokenRepository, SessionRepository, Store, StoreHealth,

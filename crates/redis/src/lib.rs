@@ -1,11 +1,13 @@
 //! Redis adapters: state shared by every instance of the service. The
 //! fixed-window rate limiter, so limits hold across instances; the cache, so
 //! an invalidation on one instance is seen by all; the event bus, so every
-//! event reaches every connection on any instance; and the reply log, so a
-//! client resumes a reply exactly on whichever instance it reconnects to.
+//! event reaches every connection on any instance; the reply log, so a
+//! client resumes a reply exactly on whichever instance it reconnects to;
+//! and presence, so a person with tabs on two instances counts once.
 
 mod bus;
 mod cache;
+mod presence;
 mod rate_limit;
 mod reply_log;
 
@@ -19,6 +21,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 pub use bus::RedisBus;
 pub use cache::RedisCache;
+pub use presence::RedisPresence;
 pub use rate_limit::RedisRateLimiter;
 pub use reply_log::RedisReplyLog;
 

@@ -246,6 +246,15 @@ pub fn use_redis(config: &mut Config) {
     config.specgen_redis_namespace = format!("specgen-test-{}", uuid::Uuid::now_v7().simple());
 }
 
+/// The first instance of a deployment of several: Redis under a namespace
+/// of its own, and a token key of its own that the others will share (see
+/// [`same_deployment_as`]).
+pub fn first_of_a_deployment(config: &mut Config) {
+    use_redis(config);
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    config.jwt_secret = Some(specgen::config::Secret::new(secret));
+}
+
 /// Another instance of the deployment `shared` configures: the same
 /// database, Redis (and namespace) and token key.
 pub fn same_deployment_as(shared: &Config, config: &mut Config) {

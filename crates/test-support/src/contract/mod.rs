@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod cache;
 pub mod messages;
+pub mod presence;
 pub mod rate_limit;
 pub mod refresh_tokens;
 pub mod sessions;
@@ -178,6 +179,34 @@ macro_rules! reply_log_contract_tests {
             async fn $case() {
                 let (a, b) = $fresh().await;
                 $crate::contract::bus::$case(&a, &b).await;
+            }
+        )+
+    };
+}
+
+/// Expands to one `#[tokio::test]` per presence contract case, each on a
+/// fresh registry and the clock it reads from `$fresh` (an
+/// `async fn() -> (Arc<dyn PresenceRegistry>, Arc<ManualClock>)`).
+#[macro_export]
+macro_rules! presence_contract_tests {
+    ($fresh:path) => {
+        $crate::presence_contract_tests!(@cases $fresh;
+            first_connection_arrives_last_leaves,
+            entering_twice_is_one_hold,
+            people_and_sessions_count_apart,
+            leaving_unknown_connection_says_gone,
+            unrenewed_lease_lapses,
+            renewal_keeps_and_restores,
+            renewal_covers_many,
+            concurrent_tabs_arrive_once,
+        );
+    };
+    (@cases $fresh:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (registry, clock) = $fresh().await;
+                $crate::contract::presence::$case(&registry, &clock).await;
             }
         )+
     };
