@@ -546,6 +546,29 @@ async fn cancel_stops_the_reply_and_keeps_its_partial_text() {
     assert_eq!(status, 409, "an ended reply cannot be cancelled: {body}");
 }
 
+/// Deleting a session stops its replies: nobody is left to read them, and
+/// the provider would go on being paid for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_session_stops_its_replies() {
+    let OpenStream { upstream: slow, app, me, path, mut res } =
+        open_stream("d", 200, Duration::from_millis(20), "gone-session@example.com", "go on and on").await;
+    let mut seen = String::new();
+    while !parse_sse_prefix(&seen).iter().any(|(n, _)| n == "message_chunk") {
+        seen.push_str(&String::from_utf8_lossy(&res.chunk().await.unwrap().unwrap()));
+    }
+    let session = path.trim_end_matches("/messages");
+    let (status, body) = app.call(Method::DELETE, session, Some(&me.access), None).await;
+    assert_eq!(status, 200, "{body}");
+    while let Some(bytes) = res.chunk().await.unwrap() {
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    let events = parse_sse(&seen);
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "message_cancelled", "{data}");
+    assert!(data["content"].as_str().unwrap().len() < 200 * 4, "stopped early: {data}");
+    assert!(slow.wait_for_peer_close(Duration::from_secs(2)).await, "the upstream request was aborted");
+}
+
 /// Complete frames of a body still being read.
 fn parse_sse_prefix(text: &str) -> Vec<(String, Value)> {
     match text.rfind("\n\n") {

@@ -722,6 +722,38 @@ async fn two_instances_share_live_sessions_through_redis() {
     assert_eq!(status, 409, "now it has ended: {body}");
 }
 
+/// A session deleted through one instance stops its reply running on
+/// another: the stop request travels on the bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_session_stops_its_reply_on_another_instance() {
+    let slow = FakeUpstream::start(
+        FakeWire::Anthropic,
+        FakeBehaviour::Success {
+            chunks: (0..200).map(|i| format!("w{i} ")).collect(),
+            chunk_delay: Duration::from_millis(20),
+        },
+    )
+    .await;
+    let base = slow.base_url();
+    let a = TestApp::spawn_with(Backend::Postgres, |c| {
+        first_of_a_deployment(c);
+        use_fake_claude(c, base);
+    })
+    .await;
+    let shared = a.config.clone();
+    let b = TestApp::spawn_with(Backend::Postgres, |c| same_deployment_as(&shared, c)).await;
+    let ada = a.register("ada@example.com").await;
+    let session = shared_session(&a, &ada, &[]).await;
+    let mut on_a = Ws::connect_as(&a, &ada.access).await;
+    on_a.send("send_message", json!({"sessionId": session, "content": "go on and on"})).await;
+    on_a.until("message_chunk").await;
+
+    let (status, body) =
+        b.call(Method::DELETE, &format!("/api/v1/chat/sessions/{session}"), Some(&ada.access), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(slow.wait_for_peer_close(Duration::from_secs(2)).await, "the upstream request on A was aborted");
+}
+
 /// Presence over two instances sharing Redis: Bob's tabs on A and on B are
 /// one person, who arrives once and leaves once, whichever tab goes first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -359,6 +359,9 @@ impl App {
         for (id, owned, users) in members {
             self.invalidate_session(id, &users).await;
             self.inner.ports.feed.access_revoked(id, (!owned).then_some(auth.user_id)).await;
+            if owned {
+                self.stop_replies_in(id).await;
+            }
         }
         Ok(())
     }

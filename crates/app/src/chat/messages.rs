@@ -46,8 +46,12 @@ async fn publish_feed(feed: std::sync::Arc<dyn super::events::SessionFeed>, mut 
     }
 }
 
-/// The bus topic on which instances ask each other to stop a reply.
+/// The bus topic on which instances ask each other to stop a reply (its
+/// id), or every reply of a session (`session:` and its id).
 const CANCEL_TOPIC: &str = "control:cancel";
+
+/// Marks a stop request on [`CANCEL_TOPIC`] that names a session.
+const SESSION_PREFIX: &str = "session:";
 
 /// How long a stop waits for the instance running the reply to store it
 /// stopped (it takes milliseconds when alive).
@@ -74,6 +78,7 @@ pub struct InFlight {
 /// A reply in flight: how to stop it, and how to hear that it ended.
 #[derive(Debug)]
 struct Running {
+    session: SessionId,
     cancel: CancellationToken,
     ended: CancellationToken,
 }
@@ -86,8 +91,8 @@ impl InFlight {
         }
     }
 
-    pub(crate) fn register(&self, id: MessageId, cancel: CancellationToken) {
-        self.lock().insert(id, Running { cancel, ended: CancellationToken::new() });
+    pub(crate) fn register(&self, id: MessageId, session: SessionId, cancel: CancellationToken) {
+        self.lock().insert(id, Running { session, cancel, ended: CancellationToken::new() });
     }
 
     /// The reply ended (its final state is stored).
@@ -102,6 +107,13 @@ impl InFlight {
 
     pub(crate) fn cancel(&self, id: MessageId) -> bool {
         self.lock().get(&id).map(|running| running.cancel.cancel()).is_some()
+    }
+
+    /// Stops every reply of `session` running here.
+    pub(crate) fn cancel_session(&self, session: SessionId) {
+        for running in self.lock().values().filter(|running| running.session == session) {
+            running.cancel.cancel();
+        }
     }
 
     pub(crate) fn cancel_all(&self) {
@@ -209,7 +221,7 @@ impl App {
             (requested == session.provider).then(|| session.model.clone().map(ModelName::into_inner)).flatten()
         });
         let cancel = CancellationToken::new();
-        self.inner.in_flight.register(user_message.id, cancel.clone());
+        self.inner.in_flight.register(user_message.id, session_id, cancel.clone());
         let app = self.clone();
         let asked = user_message.clone();
         let emitter = Emitter { requester: Some(tx), feed: Some(feed.clone()) };
@@ -310,11 +322,7 @@ impl App {
                                 };
                                 match delivery {
                                     Some(specgen_ports::Delivery::Payload(bytes)) => {
-                                        if let Some(id) =
-                                            std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<MessageId>().ok())
-                                        {
-                                            app.inner.in_flight.cancel(id);
-                                        }
+                                        app.on_remote_cancel(&bytes);
                                     }
                                     // A stop request missed while the bus
                                     // was away cannot be recovered; the
@@ -335,6 +343,34 @@ impl App {
             },
             &self.inner.runtime,
         );
+    }
+
+    /// A stop request from another instance (see [`CANCEL_TOPIC`]).
+    fn on_remote_cancel(&self, payload: &[u8]) {
+        let Ok(text) = std::str::from_utf8(payload) else { return };
+        match text.strip_prefix(SESSION_PREFIX) {
+            Some(session) => {
+                if let Ok(session) = session.parse::<SessionId>() {
+                    self.inner.in_flight.cancel_session(session);
+                }
+            }
+            None => {
+                if let Ok(message) = text.parse::<MessageId>() {
+                    self.inner.in_flight.cancel(message);
+                }
+            }
+        }
+    }
+
+    /// Stops every reply of `session` (deleted), on every instance: nobody
+    /// is left to read them, and each would go on costing provider tokens.
+    /// They end `cancelled` with their text so far.
+    pub(crate) async fn stop_replies_in(&self, session: SessionId) {
+        self.inner.in_flight.cancel_session(session);
+        let request = format!("{SESSION_PREFIX}{session}");
+        if let Err(e) = self.inner.ports.bus.publish(CANCEL_TOPIC, request.into_bytes().into()).await {
+            tracing::warn!(error = %e, "replies of a deleted session on other instances run to their end");
+        }
     }
 
     pub(crate) async fn invalidate_lists_of(&self, session_id: SessionId) {

@@ -263,7 +263,7 @@ impl App {
         };
         // The first token goes out before the store writes: they would sit on
         // the time-to-first-token path otherwise; the text is persisted anyway.
-        self.inner.in_flight.register(reply.id, cancel.clone());
+        self.inner.in_flight.register(reply.id, reply.session_id, cancel.clone());
         emitter.emit(ChatEvent::MessageCreated(Message { content: String::new(), ..reply.clone() }));
         let mut seq = 1;
         emitter.emit(ChatEvent::Chunk {
@@ -432,8 +432,10 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        if let Err(e) = self.store().messages.insert(&reply).await {
-            tracing::error!(error = %e, "could not store the failed reply");
+        match self.store().messages.insert(&reply).await {
+            // Its session was deleted meanwhile: nobody can read it.
+            Ok(()) | Err(specgen_ports::RepoError::NotFound) => {}
+            Err(e) => tracing::error!(error = %e, "could not store the failed reply"),
         }
         self.inner.in_flight.remove(&[asked.id]);
         // Every reply follows one sequence (the contract's): created as

@@ -160,6 +160,7 @@ impl App {
         self.store().sessions.soft_delete(id, self.now()).await.map_err(not_found_as("session"))?;
         self.invalidate_session(id, &members).await;
         self.inner.ports.feed.access_revoked(id, None).await;
+        self.stop_replies_in(id).await;
         Ok(())
     }
 
