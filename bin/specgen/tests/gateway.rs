@@ -203,6 +203,9 @@ async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
         assert_eq!(complete["data"]["provider"], "demo");
     }
     assert!(chunk_text(&ada_frames, &ai_id).contains("a < b"), "the demo quotes the message back");
+    // The sender's own message_created answers its frame, with the frame's id.
+    assert_eq!(ada_frames[0]["id"], "s1", "{:?}", ada_frames[0]);
+    assert!(ada_frames[1..].iter().chain(&bob_frames).all(|f| f.get("id").is_none()), "{ada_frames:?} {bob_frames:?}");
 
     // A message sent over HTTP is heard on the socket too.
     let path = format!("/api/v1/chat/sessions/{session}/messages");
@@ -228,6 +231,19 @@ async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
     assert_eq!(stored.len(), 3, "{stored:?}");
     assert_eq!(stored[1]["id"], ai_id.as_str());
     assert_eq!(stored[1]["status"], "complete");
+
+    // Sent one after the other without waiting: each answered with its id
+    // (after the replay's final event).
+    for (content, id) in [("first", "p1"), ("second", "p2")] {
+        let data = json!({"sessionId": session, "content": content, "aiReply": false});
+        ada_ws.send_with_id("send_message", data, id).await;
+    }
+    for (content, id) in [("first", "p1"), ("second", "p2")] {
+        let frames = ada_ws.until("message_created").await;
+        let created = frames.last().unwrap();
+        assert_eq!(created["data"]["message"]["content"], content, "{created}");
+        assert_eq!(created["id"], id, "{created}");
+    }
 
     // Leaving is seen by the others.
     bob_ws.send("leave_session", json!({"sessionId": session})).await;

@@ -315,7 +315,7 @@ impl Connection {
 
     /// Leaves the room of `session` (already taken out of `joined`); the
     /// others hear of it if that was the person's last connection there.
-    async fn depart(&mut self, session: SessionId) {
+    async fn depart(&self, session: SessionId) {
         let last_here = self.state.hub.leave(session, self.id);
         if let Some(auth) = self.auth
             && self.state.presences.leave(self.presence(session, auth), last_here).await
@@ -362,10 +362,24 @@ impl Connection {
             }
             (Err(e), _) | (_, Err(e)) => return Err(e.into()),
         };
-        let send = body.to_domain()?;
+        let mut send = body.to_domain()?;
         self.join(auth, session).await?;
-        match self.state.app.send_message(auth, session, send).await? {
-            // Its events reach this connection through the room.
+        // Its events reach this connection through the room, like every
+        // member's; the new message's `message_created` answers the frame,
+        // so it carries the frame's `id` here (only).
+        let echo = id.map(|id| {
+            let message = MessageId::new_v7();
+            send.id = Some(message);
+            self.link.echo(message.as_uuid().as_u128(), Bytes::from(serde_json::to_vec(id).unwrap_or_default()));
+            message
+        });
+        let sent = self.state.app.send_message(auth, session, send).await;
+        if let Some(message) = echo
+            && !matches!(sent, Ok(SendOutcome::Created { .. }))
+        {
+            self.link.forget_echo(message.as_uuid().as_u128());
+        }
+        match sent? {
             SendOutcome::Created { .. } => Ok(None),
             SendOutcome::Replayed { user_message, ai_message } => {
                 self.send(message_created(&user_message, id)).await?;

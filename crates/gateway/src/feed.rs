@@ -78,6 +78,9 @@ impl SessionFeed for GatewayFeed {
                 (Kind::Chunk, *seq, message)
             }
             e if e.is_final() => (Kind::Final, 0, message),
+            // The message rides along, so that the connection that sent it
+            // can be answered with its frame's `id`.
+            ChatEvent::MessageCreated(_) => (Kind::Everyone, 0, message),
             _ => (Kind::Everyone, 0, 0),
         };
         self.publish_packet(event.session_id(), || Packet {

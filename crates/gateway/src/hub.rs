@@ -47,6 +47,9 @@ impl Prepared {
                 let live = match kind {
                     Kind::Chunk => Live::Chunk { message: packet.message, seq: packet.seq, frame },
                     Kind::Final => Live::Final { message: packet.message, frame },
+                    Kind::Everyone if packet.message != 0 => {
+                        Live::Created { message: packet.message, json: packet.frame, frame }
+                    }
                     _ => Live::Frame(frame),
                 };
                 let skip = if kind == Kind::Others { packet.origin } else { 0 };

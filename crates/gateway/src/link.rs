@@ -25,12 +25,30 @@ use tokio_util::sync::CancellationToken;
 /// matter: a final arrives live within moments of the resume.
 const ENDED_REMEMBERED: usize = 16;
 
+/// Messages sent on this connection whose `message_created` has not
+/// arrived yet, each to be answered with its frame's `id`: a client may
+/// send several before the first one's arrives.
+const ECHOES_REMEMBERED: usize = 16;
+
 /// An event for the members of a room, its frame already encoded.
 #[derive(Debug, Clone)]
 pub(crate) enum Live {
     Frame(Bytes),
-    Chunk { message: u128, seq: u64, frame: Bytes },
-    Final { message: u128, frame: Bytes },
+    /// `message_created` of `message`; `json` is the frame's payload.
+    Created {
+        message: u128,
+        json: Bytes,
+        frame: Bytes,
+    },
+    Chunk {
+        message: u128,
+        seq: u64,
+        frame: Bytes,
+    },
+    Final {
+        message: u128,
+        frame: Bytes,
+    },
 }
 
 /// The contiguous run of a reply's chunks this connection has been sent.
@@ -65,8 +83,22 @@ struct State {
     held: Vec<Live>,
     /// Sessions whose access was revoked, for the task to leave.
     revoked: Vec<SessionId>,
+    /// Messages this connection sent, with the `id` (JSON) of the frame
+    /// that sent each: their `message_created` carries it here.
+    echoes: VecDeque<(u128, Bytes)>,
     /// A write failed or stopped mid-frame: nothing more may go out.
     broken: bool,
+}
+
+/// `json` (an object) with `"id": id` added at its end.
+fn with_id(json: &[u8], id: &[u8]) -> Vec<u8> {
+    let body = json.strip_suffix(b"}").unwrap_or(json);
+    let mut out = Vec::with_capacity(json.len() + id.len() + 7);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b",\"id\":");
+    out.extend_from_slice(id);
+    out.push(b'}');
+    out
 }
 
 /// A WebSocket text frame around `payload`.
@@ -126,6 +158,13 @@ impl Link {
     fn admit(state: &mut State, live: Live) -> Option<Bytes> {
         match live {
             Live::Frame(frame) => Some(frame),
+            Live::Created { message, json, frame } => match state.echoes.iter().position(|(m, _)| *m == message) {
+                Some(at) => {
+                    let (_, id) = state.echoes.remove(at)?;
+                    Some(text_frame(&with_id(&json, &id)))
+                }
+                None => Some(frame),
+            },
             Live::Chunk { message, seq, frame } => {
                 match state.sent.get_mut(&message) {
                     Some(sent) if seq <= sent.last => return None,
@@ -142,6 +181,21 @@ impl Link {
                 (!state.ended.contains(&message)).then_some(frame)
             }
         }
+    }
+
+    /// The `message_created` of `message` (about to be sent from this
+    /// connection) is to carry `id`, the JSON of the sending frame's id.
+    pub fn echo(&self, message: u128, id: Bytes) {
+        let mut state = self.state();
+        if state.echoes.len() == ECHOES_REMEMBERED {
+            state.echoes.pop_front();
+        }
+        state.echoes.push_back((message, id));
+    }
+
+    /// `message` was not created after all.
+    pub fn forget_echo(&self, message: u128) {
+        self.state().echoes.retain(|(m, _)| *m != message);
     }
 
     /// From a room: the connection lost access to `session`.
@@ -291,6 +345,13 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_joins_the_frame() {
+        let framed = with_id(br#"{"event":"message_created","data":{"message":{}}}"#, br#""s-1""#);
+        let parsed: serde_json::Value = serde_json::from_slice(&framed).unwrap();
+        assert_eq!(parsed, serde_json::json!({"event": "message_created", "data": {"message": {}}, "id": "s-1"}));
+    }
 
     #[test]
     fn frames_are_unmasked_text() {

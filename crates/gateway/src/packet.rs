@@ -39,7 +39,8 @@ pub(crate) struct Packet {
     pub kind: Kind,
     /// The connection it came from (zero: none).
     pub origin: u128,
-    /// The reply it belongs to (`Chunk`, `Final`).
+    /// The reply it belongs to (`Chunk`, `Final`), or the message it
+    /// announces (`Everyone`, for `message_created`; zero otherwise).
     pub message: u128,
     pub seq: u64,
     /// The user whose access was revoked (`Revoke`; zero: everyone).

@@ -18,6 +18,9 @@ use crate::{App, AppError, AuthContext};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendMessage {
+    /// The new message's id when the caller chose it (to recognise the
+    /// message's events as its own), a fresh one otherwise.
+    pub id: Option<MessageId>,
     pub content: MessageContent,
     pub client_message_id: Option<ClientMessageId>,
     pub provider: Option<ProviderName>,
@@ -164,7 +167,7 @@ impl App {
 
         let now = self.now();
         let user_message = Message {
-            id: MessageId::new_v7(),
+            id: send.id.unwrap_or_else(MessageId::new_v7),
             session_id,
             sender_id: Some(auth.user_id),
             role: MessageRole::User,

@@ -261,6 +261,7 @@ impl SendMessageRequest {
     /// The checked request as the application takes it (HTTP and the gateway alike).
     pub fn to_domain(&self) -> Result<SendMessage, ApiError> {
         Ok(SendMessage {
+            id: None,
             content: field("content", specgen_domain::MessageContent::parse(&self.content))?,
             client_message_id: opt_field(
                 "clientMessageId",
