@@ -430,12 +430,16 @@ impl Connection {
             None | Some(Value::Null) => 0,
             Some(v) => v.as_u64().ok_or_else(|| ApiError::validation("afterSeq", "must be a whole number >= 0"))?,
         };
-        // Subscribed before reading: whatever is appended after the read
-        // arrives live, held back until the resumed chunks are out, and
+        // Held, then subscribed, then read: whatever is appended after the
+        // read arrives live, held back until the resumed chunks are out
+        // (held from before the subscription, so none overtakes them), and
         // anything already sent is not sent again.
-        self.join(auth, session).await?;
         let key = message_id.as_uuid().as_u128();
         self.link.hold(key);
+        if let Err(failure) = self.join(auth, session).await {
+            self.link.resumed(key, after, Vec::new());
+            return Err(failure);
+        }
         let read = async {
             let message = self.state.app.message(auth, session, message_id).await?;
             if message.role != MessageRole::Assistant {

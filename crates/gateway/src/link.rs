@@ -158,13 +158,10 @@ impl Link {
     fn admit(state: &mut State, live: Live) -> Option<Bytes> {
         match live {
             Live::Frame(frame) => Some(frame),
-            Live::Created { message, json, frame } => match state.echoes.iter().position(|(m, _)| *m == message) {
-                Some(at) => {
-                    let (_, id) = state.echoes.remove(at)?;
-                    Some(text_frame(&with_id(&json, &id)))
-                }
-                None => Some(frame),
-            },
+            Live::Created { message, json, frame } => {
+                let echo = state.echoes.iter().position(|(m, _)| *m == message).and_then(|at| state.echoes.remove(at));
+                Some(echo.map_or(frame, |(_, id)| text_frame(&with_id(&json, &id))))
+            }
             Live::Chunk { message, seq, frame } => {
                 match state.sent.get_mut(&message) {
                     Some(sent) if seq <= sent.last => return None,
