@@ -4,7 +4,8 @@
 //!
 //! Like HTTP, it calls the application layer and the ports only: the event
 //! bus carries each session's events between instances, the reply log makes
-//! `resume` exact, the presence registry counts people over all instances. Which adapters those are is the composition root's choice.
+//! `resume` exact, the presence registry counts people over all instances.
+//! Which adapters those are is the composition root's choice.
 
 mod connection;
 mod feed;

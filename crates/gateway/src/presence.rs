@@ -37,7 +37,9 @@ impl Presences {
         match self.registry.enter(presence, self.lease).await {
             Ok(arrived) => arrived,
             Err(error) => {
-                tracing::warn!(%error, "presence counted on this instance only");
+                // Debug only: during an outage every join would log, and
+                // the outage is reported by readiness and the bus already.
+                tracing::debug!(%error, "presence counted on this instance only");
                 first_here
             }
         }
@@ -51,7 +53,7 @@ impl Presences {
         match self.registry.leave(presence).await {
             Ok(left) => left,
             Err(error) => {
-                tracing::warn!(%error, "presence counted on this instance only");
+                tracing::debug!(%error, "presence counted on this instance only");
                 last_here
             }
         }
