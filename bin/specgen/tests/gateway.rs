@@ -176,7 +176,9 @@ async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
     let joined = bob_ws.expect("user_joined").await;
     assert_eq!(joined["data"], json!({"userId": ada.user_id, "sessionId": session}));
 
-    // Typing reaches the others, not the typist.
+    // Typing reaches the others, not the typist, nor the typist's other tab.
+    let mut ada_tab = Ws::connect_as(&app, &ada.access).await;
+    ada_tab.join(&session).await;
     ada_ws.send("typing", json!({"sessionId": session, "isTyping": true})).await;
     let typing = bob_ws.expect("typing").await;
     assert_eq!(typing["data"], json!({"sessionId": session, "userId": ada.user_id, "isTyping": true}));
@@ -203,6 +205,11 @@ async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
         assert_eq!(complete["data"]["provider"], "demo");
     }
     assert!(chunk_text(&ada_frames, &ai_id).contains("a < b"), "the demo quotes the message back");
+    // The other tab heard the message (its first frame since it joined), and
+    // no typing of its own person.
+    let (tab_frames, _) = read_reply(&mut ada_tab).await;
+    assert_eq!(tab_frames[0]["event"], "message_created", "{tab_frames:?}");
+    assert!(tab_frames.iter().all(|f| f["event"] != "typing"), "{tab_frames:?}");
     // The sender's own message_created answers its frame, with the frame's id.
     assert_eq!(ada_frames[0]["id"], "s1", "{:?}", ada_frames[0]);
     assert!(ada_frames[1..].iter().chain(&bob_frames).all(|f| f.get("id").is_none()), "{ada_frames:?} {bob_frames:?}");

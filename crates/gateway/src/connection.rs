@@ -417,7 +417,9 @@ impl Connection {
             json!({ "sessionId": session, "userId": auth.user_id, "isTyping": is_typing }),
             None,
         );
-        self.publish(session, Packet { origin: self.id, ..Packet::new(Kind::Others, frame) }).await;
+        let packet =
+            Packet { origin: self.id, user: auth.user_id.as_uuid().as_u128(), ..Packet::new(Kind::OtherPeople, frame) };
+        self.publish(session, packet).await;
         Ok(None)
     }
 

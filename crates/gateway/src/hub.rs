@@ -26,8 +26,9 @@ struct Member {
 
 /// An event ready for the members: framed once.
 enum Prepared {
-    /// To every member, but the connection `skip` (zero: none).
-    Live { live: Live, skip: u128 },
+    /// To every member, but the connection `skip` and the connections of
+    /// the user `skip_user` (zero: none).
+    Live { live: Live, skip: u128, skip_user: u128 },
     /// `user` (zero: everyone) lost access to the session.
     Revoke { session: SessionId, user: u128 },
     /// The bus skipped events: members must resynchronise.
@@ -52,8 +53,12 @@ impl Prepared {
                     }
                     _ => Live::Frame(frame),
                 };
-                let skip = if kind == Kind::Others { packet.origin } else { 0 };
-                Self::Live { live, skip }
+                let (skip, skip_user) = match kind {
+                    Kind::Others => (packet.origin, 0),
+                    Kind::OtherPeople => (packet.origin, packet.user),
+                    _ => (0, 0),
+                };
+                Self::Live { live, skip, skip_user }
             }
         }
     }
@@ -74,8 +79,11 @@ impl Shard {
     fn deliver(&self, event: &Prepared) {
         let members = self.members();
         match event {
-            Prepared::Live { live, skip } => {
-                for member in members.iter().filter(|m| m.connection != *skip) {
+            Prepared::Live { live, skip, skip_user } => {
+                let skipped = |m: &&Member| {
+                    m.connection == *skip || (*skip_user != 0 && m.user.as_uuid().as_u128() == *skip_user)
+                };
+                for member in members.iter().filter(|m| !skipped(m)) {
                     member.link.deliver(live.clone());
                 }
             }

@@ -17,6 +17,9 @@ pub(crate) enum Kind {
     Final = 4,
     /// Access was revoked: `user` (or everyone, when zero) leaves the session.
     Revoke = 5,
+    /// To every member except the connections of `user` (typing: a
+    /// person's other tabs do not hear their own typing).
+    OtherPeople = 6,
 }
 
 impl Kind {
@@ -27,6 +30,7 @@ impl Kind {
             3 => Self::Chunk,
             4 => Self::Final,
             5 => Self::Revoke,
+            6 => Self::OtherPeople,
             _ => return None,
         })
     }
@@ -43,7 +47,8 @@ pub(crate) struct Packet {
     /// announces (`Everyone`, for `message_created`; zero otherwise).
     pub message: u128,
     pub seq: u64,
-    /// The user whose access was revoked (`Revoke`; zero: everyone).
+    /// The user whose access was revoked (`Revoke`; zero: everyone), or
+    /// whose connections a packet skips (`OtherPeople`).
     pub user: u128,
     /// The JSON text frame as clients receive it.
     pub frame: Bytes,
@@ -98,6 +103,10 @@ mod tests {
         let decoded = Packet::decode(encoded.clone()).unwrap();
         assert_eq!(decoded, packet);
         assert_eq!(decoded.frame.as_ptr(), encoded[HEADER..].as_ptr(), "a slice of the payload, not a copy");
+        for kind in [Kind::Everyone, Kind::Others, Kind::Final, Kind::Revoke, Kind::OtherPeople] {
+            let packet = Packet { kind, user: u128::MAX - 1, ..packet.clone() };
+            assert_eq!(Packet::decode(packet.encode()), Some(packet));
+        }
     }
 
     #[test]
