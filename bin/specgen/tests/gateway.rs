@@ -78,6 +78,12 @@ async fn upgrade_and_first_frame_authenticate(backend: Backend) {
             assert_eq!(response.status(), 401);
             let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
             assert_eq!(body["error"]["code"], "UNAUTHENTICATED", "{body}");
+            // The headers of every other 401, and no hint of an upgrade.
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert_eq!(header("www-authenticate"), r#"Bearer realm="specgen""#);
+            assert_eq!(header("cache-control"), "no-store");
+            assert_eq!(header("connection"), "close");
+            assert_eq!(header("x-request-id"), body["error"]["requestId"].as_str().unwrap());
         }
         other => panic!("expected a refused upgrade, got {:?}", other.map(|_| "a connection")),
     }
@@ -277,6 +283,61 @@ async fn presence_counts_people_not_tabs(backend: Backend) {
     watcher.silent_for(Duration::from_millis(300)).await;
     tab_two.send("leave_session", json!({"sessionId": session})).await;
     assert_eq!(watcher.expect("user_left").await["data"]["userId"], bob.user_id.as_str());
+}
+
+/// Two tabs of one person joining at the same moment: the others hear of
+/// the person once, and neither tab hears of its own person.
+async fn tabs_joining_at_once_do_not_hear_of_themselves(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    // A race: several rounds, so that the joins interleave in some of them.
+    for _ in 0..8 {
+        let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+        let mut watcher = Ws::connect_as(&app, &ada.access).await;
+        watcher.join(&session).await;
+        let mut tab_one = Ws::connect_as(&app, &bob.access).await;
+        let mut tab_two = Ws::connect_as(&app, &bob.access).await;
+        tab_one.send("join_session", json!({"sessionId": session})).await;
+        tab_two.send("join_session", json!({"sessionId": session})).await;
+        for tab in [&mut tab_one, &mut tab_two] {
+            let frames = tab.until("joined_session").await;
+            assert!(frames.iter().all(|f| f["event"] != "user_joined"), "{frames:?}");
+            tab.silent_for(Duration::from_millis(100)).await;
+        }
+        assert_eq!(watcher.expect("user_joined").await["data"]["userId"], bob.user_id.as_str());
+        watcher.silent_for(Duration::from_millis(100)).await;
+    }
+}
+
+/// A `resume` that fails changes nothing: no join, no presence, no events.
+async fn a_failed_resume_joins_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
+    ada_ws.join(&session).await;
+    ada_ws.send("send_message", json!({"sessionId": session, "content": "hello", "aiReply": false})).await;
+    let created = ada_ws.expect("message_created").await;
+    let user_message = created["data"]["message"]["id"].as_str().unwrap().to_owned();
+
+    let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
+    for (message, id) in [(uuid::Uuid::now_v7().to_string(), "unknown"), (user_message, "not-a-reply")] {
+        bob_ws.send_with_id("resume", json!({"sessionId": session, "messageId": message, "afterSeq": 0}), id).await;
+        let error = bob_ws.expect("error").await;
+        assert_eq!((error["data"]["code"].as_str(), error["id"].as_str()), (Some("NOT_FOUND"), Some(id)), "{error}");
+    }
+    ada_ws.silent_for(Duration::from_millis(200)).await;
+    ada_ws.send("send_message", json!({"sessionId": session, "content": "anyone?", "aiReply": false})).await;
+    ada_ws.expect("message_created").await;
+    bob_ws.silent_for(Duration::from_millis(300)).await;
+
+    // `afterSeq` is required.
+    bob_ws.send_with_id("resume", json!({"sessionId": session, "messageId": uuid::Uuid::now_v7()}), "no-seq").await;
+    let error = bob_ws.expect("error").await;
+    assert_eq!(error["data"]["code"], "VALIDATION_FAILED", "{error}");
+    assert_eq!(error["data"]["details"][0]["field"], "afterSeq", "{error}");
 }
 
 async fn strangers_cannot_join_post_stop_or_resume(backend: Backend) {
@@ -819,6 +880,8 @@ for_both_stores!(
     bad_frames_get_errors_and_the_connection_stays_usable,
     members_see_each_other_and_the_ai_stream_live,
     presence_counts_people_not_tabs,
+    tabs_joining_at_once_do_not_hear_of_themselves,
+    a_failed_resume_joins_nothing,
     strangers_cannot_join_post_stop_or_resume,
     a_removed_member_stops_hearing_the_session,
     a_deleted_account_stops_hearing_its_sessions,

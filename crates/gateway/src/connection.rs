@@ -429,9 +429,14 @@ impl Connection {
         let session = session_id(data)?;
         let message_id = message_id(data)?;
         let after = match data.get("afterSeq") {
-            None | Some(Value::Null) => 0,
+            None | Some(Value::Null) => return Err(ApiError::validation("afterSeq", "required").into()),
             Some(v) => v.as_u64().ok_or_else(|| ApiError::validation("afterSeq", "must be a whole number >= 0"))?,
         };
+        // A resume that fails joins nothing: the reply is looked up before
+        // the join (and read again after it, below).
+        if !self.joined.contains(&session) {
+            self.reply(auth, session, message_id).await?;
+        }
         // Held, then subscribed, then read: whatever is appended after the
         // read arrives live, held back until the resumed chunks are out
         // (held from before the subscription, so none overtakes them), and
@@ -443,10 +448,7 @@ impl Connection {
             return Err(failure);
         }
         let read = async {
-            let message = self.state.app.message(auth, session, message_id).await?;
-            if message.role != MessageRole::Assistant {
-                return Err(Failure::from(ApiError::not_found("reply")));
-            }
+            let message = self.reply(auth, session, message_id).await?;
             if message.status != MessageStatus::Streaming {
                 return Ok(Err(message));
             }
@@ -489,9 +491,23 @@ impl Connection {
         }
     }
 
+    /// The AI message `message_id` of `session`, as the caller may read it.
+    async fn reply(&self, auth: AuthContext, session: SessionId, message_id: MessageId) -> Result<Message, Failure> {
+        let message = self.state.app.message(auth, session, message_id).await?;
+        if message.role != MessageRole::Assistant {
+            return Err(ApiError::not_found("reply").into());
+        }
+        Ok(message)
+    }
+
+    /// Tells the other people in `session` that this user arrived or left;
+    /// none of the user's own connections hears it (two tabs that join at
+    /// once would otherwise hear of each other, as of someone else).
     async fn publish_presence(&self, session: SessionId, auth: AuthContext, event: &str) {
         let frame = frames::frame(event, json!({ "userId": auth.user_id, "sessionId": session }), None);
-        self.publish(session, Packet { origin: self.id, ..Packet::new(Kind::Others, frame) }).await;
+        let packet =
+            Packet { origin: self.id, user: auth.user_id.as_uuid().as_u128(), ..Packet::new(Kind::OtherPeople, frame) };
+        self.publish(session, packet).await;
     }
 
     async fn publish(&self, session: SessionId, packet: Packet) {

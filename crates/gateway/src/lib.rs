@@ -26,7 +26,6 @@ use actix_http::body::BodySize;
 use actix_http::ws;
 use actix_web::rt::net::TcpStream;
 use actix_web::{HttpResponse, web};
-use bytes::Bytes;
 use futures::SinkExt as _;
 use specgen_app::App;
 use specgen_domain::UserId;
@@ -255,13 +254,16 @@ impl Gateway {
 
 /// Answers an upgrade with the error envelope and closes the connection.
 async fn refuse(mut framed: Framed<TcpStream, actix_http::h1::Codec>, error: &ApiError, request_id: String) {
-    let body = Bytes::from(serde_json::to_vec(&error.envelope(request_id.clone())).unwrap_or_default());
-    let response = actix_http::Response::build(actix_web::ResponseError::status_code(error))
-        .insert_header((actix_web::http::header::CONTENT_TYPE, "application/json"))
-        .insert_header((actix_web::http::header::CONNECTION, "close"))
-        .insert_header((specgen_http::request_id::HEADER, request_id))
-        .finish()
-        .drop_body();
+    // The routes' answer to the same error (`WWW-Authenticate`,
+    // `Cache-Control`, `Retry-After`...), sent by hand.
+    let (mut response, body) = actix_http::Response::from(error.response_for(request_id.clone())).into_parts();
+    let body = actix_web::body::MessageBody::try_into_bytes(body).unwrap_or_default();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(specgen_http::request_id::HEADER, value);
+    }
+    // The codec would otherwise answer the upgrade request's
+    // `Connection: upgrade` in kind.
+    response.head_mut().set_connection_type(actix_http::ConnectionType::Close);
     // One flush for head and body, so a client reading the refusal finds
     // its body with it.
     let sent = async {

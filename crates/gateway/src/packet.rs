@@ -9,7 +9,9 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 pub(crate) enum Kind {
     /// To every member.
     Everyone = 1,
-    /// To every member except the connection it came from (presence, typing).
+    /// To every member except the connection it came from. No longer sent;
+    /// still read, since older releases send presence and typing so
+    /// (instances of two releases share the bus during a rolling upgrade).
     Others = 2,
     /// A reply's chunk: members skip a `seq` they already have.
     Chunk = 3,
@@ -17,8 +19,8 @@ pub(crate) enum Kind {
     Final = 4,
     /// Access was revoked: `user` (or everyone, when zero) leaves the session.
     Revoke = 5,
-    /// To every member except the connections of `user` (typing: a
-    /// person's other tabs do not hear their own typing).
+    /// To every member except the connections of `user` (presence and
+    /// typing: a person's other tabs do not hear of their own person).
     OtherPeople = 6,
 }
 

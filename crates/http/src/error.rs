@@ -228,7 +228,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let request_id = request_id::current();
+        self.response_for(request_id::current())
+    }
+}
+
+impl ApiError {
+    /// The answer to the request `request_id`: status, headers and envelope.
+    /// Public for answers given outside a handler (a refused WebSocket
+    /// upgrade), which must carry the same headers.
+    pub fn response_for(&self, request_id: String) -> HttpResponse {
         match self {
             Self::Internal(cause) => {
                 tracing::error!(request_id, error = format!("{cause:#}"), "internal error")
