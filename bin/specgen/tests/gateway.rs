@@ -240,6 +240,16 @@ async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
     let replayed = ada_ws.expect("message_created").await;
     assert_eq!(replayed["id"], "s2");
     assert_eq!(replayed["data"]["message"]["clientMessageId"], "c-1");
+    // Then the reply as stored and its final event, as an SSE replay sends them.
+    let replayed_reply = ada_ws.expect("message_created").await;
+    assert_eq!(replayed_reply["id"], "s2");
+    assert_eq!(replayed_reply["data"]["message"]["id"], ai_id.as_str());
+    assert_eq!(replayed_reply["data"]["message"]["status"], "complete");
+    let final_event = ada_ws.expect("message_complete").await;
+    assert_eq!(
+        (final_event["id"].as_str(), final_event["data"]["messageId"].as_str()),
+        (Some("s2"), Some(ai_id.as_str()))
+    );
     let stored = history(&app, &ada, &session).await;
     assert_eq!(stored.len(), 3, "{stored:?}");
     assert_eq!(stored[1]["id"], ai_id.as_str());

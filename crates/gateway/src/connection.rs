@@ -382,14 +382,14 @@ impl Connection {
         match sent? {
             SendOutcome::Created { .. } => Ok(None),
             SendOutcome::Replayed { user_message, ai_message } => {
+                // As the SSE replay: both messages as stored, then the
+                // reply's final event if it has ended.
                 self.send(message_created(&user_message, id)).await?;
                 if let Some(ai) = ai_message {
-                    let frame = if ai.status == MessageStatus::Streaming {
-                        message_created(&ai, id)
-                    } else {
-                        final_frame(&ai, id)
-                    };
-                    self.send(frame).await?;
+                    self.send(message_created(&ai, id)).await?;
+                    if ai.status != MessageStatus::Streaming {
+                        self.send(final_frame(&ai, id)).await?;
+                    }
                 }
                 Ok(None)
             }
