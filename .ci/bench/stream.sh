@@ -30,6 +30,6 @@ export_server_env "$port"
 start_server "$port" "$server_bin"
 token=$(register "$port" stream-bench@example.com)
 echo "machine: $(nproc) cores; store: sqlite (WAL); upstream first byte: ${first_byte_ms} ms, 50 chunks, ${chunk_ms} ms apart"
-"$target/release/specgen-loadgen" --base "http://127.0.0.1:$port" stream --token "$token" --levels "$levels" \
+harness "$target/release/specgen-loadgen" --base "http://127.0.0.1:$port" stream --token "$token" --levels "$levels" \
   --seconds "$seconds" --first-byte-ms "$first_byte_ms" --stagger-ms $((first_byte_ms + 50 * chunk_ms)) --server-pid "$server" \
   --think-ms "${THINK_MS:-0}" ${TIMELINE:+--timeline "$TIMELINE"}

@@ -2,10 +2,18 @@
 # Anthropic upstream, then the server on the embedded store pointed at it.
 # Needs $target, $dir and the pids array; sets $fake_url.
 
+# harness COMMAND...: runs a part of the test rig (the fake upstream, the load
+# generator), with HARNESS_THREADS=N as its tokio runtime's worker count
+# (tokio's own TOKIO_WORKER_THREADS, set for that process only: the server
+# keeps its default).
+harness() {
+  env ${HARNESS_THREADS:+TOKIO_WORKER_THREADS=$HARNESS_THREADS} "$@"
+}
+
 # start_fake FIRST_BYTE_MS CHUNK_MS SECONDS: first byte after FIRST_BYTE_MS,
 # then 50 chunks CHUNK_MS apart (0: all at once).
 start_fake() {
-  "$target/release/specgen-loadgen" fake-upstream --first-byte-ms "$1" --chunks 50 --chunk-ms "$2" --seconds "$3" \
+  harness "$target/release/specgen-loadgen" fake-upstream --first-byte-ms "$1" --chunks 50 --chunk-ms "$2" --seconds "$3" \
     >"$dir/fake.url" &
   pids+=($!)
   until [ -s "$dir/fake.url" ]; do sleep 0.05; done
