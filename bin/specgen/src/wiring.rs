@@ -135,6 +135,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
                 max_messages: config.specgen_context_messages,
                 max_tokens: config.specgen_context_tokens,
             },
+            // Without Redis the event bus is this process's: no other
+            // instance can be running a reply it would be asked to stop.
+            alone: config.redis_url.is_none(),
             ..AiSettings::default()
         },
     };

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Account, Backend, TestApp, assert_error, parse_sse, read, use_fake_claude, use_fake_openai};
+use common::{Account, Backend, TestApp, assert_error, parse_sse, read, use_fake_claude, use_fake_openai, use_redis};
 use reqwest::Method;
 use serde_json::{Value, json};
 use specgen_test_support::ai::{FakeBehaviour, FakeUpstream, FakeWire};
@@ -544,6 +544,32 @@ async fn cancel_stops_the_reply_and_keeps_its_partial_text() {
 
     let (status, body) = app.call(Method::POST, &format!("{path}/{ai_id}/cancel"), Some(&me.access), None).await;
     assert_eq!(status, 409, "an ended reply cannot be cancelled: {body}");
+}
+
+/// Stopping the reply of a message sent without one. A single instance
+/// knows at once that nothing runs: `409`. With instances sharing a bus,
+/// another may still be waiting for its reply's first token, so within the
+/// first-token deadlines the stop is passed on and answered `200`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_reply_that_was_never_asked_for() {
+    for (shared_bus, expected) in [(false, 409), (true, 200)] {
+        let app = TestApp::spawn_with(Backend::Postgres, |c| {
+            if shared_bus {
+                use_redis(c);
+            }
+        })
+        .await;
+        let me = app.register("no-reply@example.com").await;
+        let path = session(&app, &me).await;
+        let (status, body) = send(&app, &me, &path, json!({"content": "a note", "aiReply": false})).await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["data"]["userMessage"]["id"].as_str().unwrap();
+        let (status, body) = app.call(Method::POST, &format!("{path}/{id}/cancel"), Some(&me.access), None).await;
+        assert_eq!(status, expected, "shared bus: {shared_bus}: {body}");
+        if expected == 409 {
+            assert_eq!(body["error"]["code"], "CONFLICT", "{body}");
+        }
+    }
 }
 
 /// Deleting a session stops its replies: nobody is left to read them, and

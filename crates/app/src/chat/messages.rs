@@ -506,10 +506,14 @@ impl App {
         }
     }
 
-    /// Whether a reply to `asked` could still be waiting for its first token:
-    /// every provider may take the first-token deadline before the reply is
-    /// stored (as `streaming`, or as `failed` when none answered).
+    /// Whether a reply to `asked` could still be waiting for its first token
+    /// on another instance: every provider may take the first-token deadline
+    /// before the reply is stored (as `streaming`, or as `failed` when none
+    /// answered). Never when this instance is alone: it would be in flight here.
     fn may_await_first_token(&self, asked: &Message) -> bool {
+        if self.inner.ai.alone {
+            return false;
+        }
         let providers = u32::try_from(self.inner.providers.all().len()).unwrap_or(u32::MAX);
         let longest = self.inner.ai.first_token_timeout.saturating_mul(providers) + std::time::Duration::from_secs(5);
         let age = self.now() - asked.created_at;

@@ -28,6 +28,9 @@ pub struct AiSettings {
     pub max_retry_wait: Duration,
     /// Tries per provider, retries included.
     pub attempts_per_provider: u32,
+    /// No other instance runs replies this one could be asked to stop (its
+    /// event bus is in-process): a reply not running here runs nowhere.
+    pub alone: bool,
 }
 
 impl Default for AiSettings {
@@ -43,6 +46,7 @@ impl Default for AiSettings {
             breaker_cooldown: Duration::from_secs(30),
             max_retry_wait: Duration::from_secs(2),
             attempts_per_provider: 2,
+            alone: false,
         }
     }
 }
