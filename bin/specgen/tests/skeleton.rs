@@ -116,6 +116,20 @@ async fn openapi_and_docs_are_served(backend: Backend) {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
     assert!(doc["paths"]["/health/live"]["get"].is_object());
     assert!(doc["paths"]["/health/ready"]["get"].is_object());
+    // Every operation has an id, and its own: OpenAPI requires them unique,
+    // and client generators name their methods after them.
+    let operations: Vec<&serde_json::Value> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| ["get", "put", "post", "delete", "patch"].map(|method| &item[method]))
+        .filter(|operation| operation.is_object())
+        .collect();
+    let mut ids: Vec<&str> = operations.iter().filter_map(|operation| operation["operationId"].as_str()).collect();
+    assert_eq!(ids.len(), operations.len(), "an operation without an id");
+    ids.sort_unstable();
+    let unique = ids.iter().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(unique.len(), ids.len(), "duplicate operation ids: {ids:?}");
 
     let redirect = app.get("/api/docs").await;
     assert_eq!(redirect.status(), 308);

@@ -207,6 +207,7 @@ fn chunk_json(
 
 /// A page of messages; items oldest first, `nextCursor` walks back in time.
 #[utoipa::path(
+    operation_id = "list_messages",
     tag = "chat",
     params(("id" = uuid::Uuid, Path, description = "Session id"), PageQuery),
     responses((status = 200, body = inline(Envelope<PageDto<MessageDto>>)), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
@@ -299,6 +300,7 @@ fn wants_event_stream(req: &HttpRequest) -> bool {
 /// Server-Sent Events with `Accept: text/event-stream`. A reply whose every
 /// provider failed is still 201, with `aiMessage.status` `failed`.
 #[utoipa::path(
+    operation_id = "send_message",
     tag = "chat",
     params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body = SendMessageRequest,
@@ -424,6 +426,7 @@ fn write_sse_frame(buffer: &mut Vec<u8>, event: &ChatEvent) {
 
 /// Stops a reply in flight; its partial text is kept with status `cancelled`.
 #[utoipa::path(
+    operation_id = "cancel_reply",
     tag = "chat",
     params(("id" = uuid::Uuid, Path, description = "Session id"), ("message_id" = uuid::Uuid, Path, description = "The AI message, or the user message it answers")),
     responses(
@@ -461,7 +464,7 @@ pub struct ProviderDto {
 }
 
 /// The enabled AI providers, the default first.
-#[utoipa::path(tag = "ai", responses((status = 200, body = inline(Envelope<Vec<ProviderDto>>))), security(("bearer" = [])))]
+#[utoipa::path(operation_id = "list_providers", tag = "ai", responses((status = 200, body = inline(Envelope<Vec<ProviderDto>>))), security(("bearer" = [])))]
 #[get("/providers")]
 pub async fn providers(state: web::Data<AppState>, _auth: AuthUser) -> HttpResponse {
     let enabled: Vec<ProviderDto> = state

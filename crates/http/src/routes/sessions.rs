@@ -230,6 +230,7 @@ pub enum ProviderSchema {
 
 /// Opens a session owned by the caller.
 #[utoipa::path(
+    operation_id = "create_session",
     tag = "chat",
     request_body(content = Option<CreateSessionRequest>, description = "Optional: no body takes every default"),
     responses((status = 201, body = inline(Envelope<SessionDto>)), (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
@@ -253,6 +254,7 @@ pub async fn create(
 
 /// Sessions the caller participates in, most recent activity first.
 #[utoipa::path(
+    operation_id = "list_sessions",
     tag = "chat",
     params(PageQuery),
     responses((status = 200, body = inline(Envelope<PageDto<SessionDto>>)), (status = 422, body = ErrorEnvelope)),
@@ -268,6 +270,7 @@ pub async fn list(state: web::Data<AppState>, auth: AuthUser, req: HttpRequest) 
 
 /// One session with its participants.
 #[utoipa::path(
+    operation_id = "get_session",
     tag = "chat",
     params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = inline(Envelope<SessionDetailDto>)), (status = 404, body = ErrorEnvelope)),
@@ -313,6 +316,7 @@ fn opt_opt<T>(
 
 /// Changes a session (owner only).
 #[utoipa::path(
+    operation_id = "update_session",
     tag = "chat",
     params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body(content = Option<UpdateSessionRequest>, description = "Optional: no body changes nothing"),
@@ -344,6 +348,7 @@ pub async fn update(
 
 /// Deletes a session (owner only).
 #[utoipa::path(
+    operation_id = "delete_session",
     tag = "chat",
     params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = inline(Envelope<Done>)), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
