@@ -29,7 +29,7 @@ async fn request_id_is_kept_or_replaced(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let kept = app.client.get(app.url("/health/live")).header("x-request-id", "trace-42.a_b").send().await.unwrap();
     assert_eq!(kept.headers()["x-request-id"], "trace-42.a_b");
-    let replaced = app.client.get(app.url("/nope")).header("x-request-id", "bad id!").send().await.unwrap();
+    let replaced = app.client.get(app.url("/api/v1/nope")).header("x-request-id", "bad id!").send().await.unwrap();
     let header = replaced.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_ne!(header, "bad id!");
     let (status, body) = read(replaced).await;
@@ -39,7 +39,7 @@ async fn request_id_is_kept_or_replaced(backend: Backend) {
 
 async fn unknown_routes_are_json_404(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    for path in ["/api/v1/nothing", "/api/v2/x", "/health/nope", "/metrics/extra", "/ws/x", "/no/such/page"] {
+    for path in ["/api/v1/nothing", "/api/v2/x", "/health/nope", "/metrics/extra", "/ws/x"] {
         let (status, body) = read(app.get(path).await).await;
         assert_eq!(status, 404, "{path}");
         assert_error(&body, "NOT_FOUND");
@@ -165,6 +165,32 @@ async fn web_client_is_served(backend: Backend) {
         assert_eq!(status, 404, "{path}");
         assert_error(&body, "NOT_FOUND");
     }
+    // Whatever takes HTML gets it (curl's `*/*` too); what refuses it, or
+    // names no type at all, gets the JSON 404.
+    for accept in ["*/*", "text/*", "application/json, text/html;q=0.1"] {
+        let res = app.client.get(app.url("/settings")).header("accept", accept).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{accept}");
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{accept}");
+    }
+    for accept in ["application/json", "text/html;q=0", "text/html;q=0, */*"] {
+        let (status, body) =
+            read(app.client.get(app.url("/settings")).header("accept", accept).send().await.unwrap()).await;
+        assert_eq!(status, 404, "{accept}");
+        assert_error(&body, "NOT_FOUND");
+    }
+    // No `Accept` at all (reqwest would add `*/*`): a bare probe.
+    let head = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+        stream.write_all(b"GET /settings HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    };
+    assert!(head.starts_with("HTTP/1.1 404") && head.contains("NOT_FOUND"), "{head}");
+    // `/` is the client's whatever the request accepts.
+    let res = app.client.get(app.url("/")).header("accept", "application/json").send().await.unwrap();
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let res = app.client.post(app.url("/")).header("accept", "text/html").send().await.unwrap();
     assert_eq!(res.status(), 404, "only GET and HEAD serve the client");
 }

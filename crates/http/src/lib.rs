@@ -4,6 +4,7 @@
 //! Handlers call the application layer only; this crate never names a
 //! concrete store or provider.
 
+mod accept;
 pub mod client;
 pub mod dto;
 pub mod envelope;

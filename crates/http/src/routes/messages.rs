@@ -282,18 +282,10 @@ impl SendMessageRequest {
 /// is that of its most specific range (`application/json`, then
 /// `application/*`, then `*/*`).
 fn wants_event_stream(req: &HttpRequest) -> bool {
-    use actix_web::http::header::{Accept, Header as _, Quality};
-    let Ok(accept) = Accept::parse(req) else { return false };
-    let quality = |type_: &str, subtype: &str| {
-        accept
-            .iter()
-            .filter(|range| range.item.type_() == type_ && range.item.subtype() == subtype)
-            .map(|r| r.quality)
-            .max()
-    };
-    let Some(stream) = quality("text", "event-stream").filter(|q| *q > Quality::ZERO) else { return false };
-    let json = quality("application", "json").or_else(|| quality("application", "*")).or_else(|| quality("*", "*"));
-    json.is_none_or(|json| stream >= json)
+    use actix_web::http::header::Quality;
+    let accept = crate::accept::MediaRanges::of(req);
+    let Some(stream) = accept.exact("text", "event-stream").filter(|q| *q > Quality::ZERO) else { return false };
+    accept.quality("application", "json").is_none_or(|json| stream >= json)
 }
 
 /// Sends a message. Answers once the AI reply has ended (201), or streams

@@ -1,7 +1,8 @@
 //! The web client, embedded in the binary from `web/app` (read from disk in
 //! debug builds, so editing the client needs no rebuild). Known files are
-//! served as they are; any other `GET` that accepts HTML gets `index.html`,
-//! so the client's own routes survive a reload.
+//! served as they are; `/`, and any other `GET` that accepts HTML
+//! (`text/html`, `text/*` or `*/*`), gets `index.html`, so the client's
+//! own routes survive a reload.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective, ContentType};
 use actix_web::{HttpRequest, HttpResponse};
@@ -29,16 +30,18 @@ pub fn serve(req: &HttpRequest) -> Option<HttpResponse> {
     {
         return Some(file_response(req, name, file));
     }
-    if !accepts_html(req) {
+    // `/` is the web client's, whatever the request accepts.
+    if !name.is_empty() && !accepts_html(req) {
         return None;
     }
     Assets::get("index.html").map(|file| file_response(req, "index.html", file))
 }
 
-/// Browsers name `text/html` when they navigate; API clients sending only
-/// `*/*` to an unknown path get the JSON 404 they can handle.
+/// Whether the request's `Accept` takes HTML: `text/html`, `text/*` or
+/// `*/*` with a quality above zero (what browsers and curl send). A request
+/// without `Accept` (a bare probe) gets the JSON 404 instead.
 fn accepts_html(req: &HttpRequest) -> bool {
-    req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+    crate::accept::MediaRanges::of(req).takes("text", "html")
 }
 
 fn file_response(req: &HttpRequest, name: &str, file: rust_embed::EmbeddedFile) -> HttpResponse {
