@@ -15,7 +15,8 @@ export class ApiError extends Error {
 
   /** What to show a person: the server's words, plus what they can do about it. */
   get plain() {
-    if (this.code === 'RATE_LIMITED' && this.retryAfter) return `${this.message} Try again in ${this.retryAfter} s.`;
+    // The server's text already names the wait: say it once, plainly.
+    if (this.code === 'RATE_LIMITED' && this.retryAfter) return `Too many attempts. Try again in ${this.retryAfter} s.`;
     if (this.status >= 500 && this.requestId) return `${this.message} (reference ${this.requestId})`;
     return this.message;
   }

@@ -55,6 +55,7 @@ function render(opts = {}) {
   const key = r.name === 'chat' ? `chat:${r.id}` : r.name;
   shell.el.dataset.view = r.name;
   shell.sidebar.setActive(r.name === 'chat' ? r.id : null);
+  shell.sidebar.notify(opts.notice);
   if (current?.key === key) {
     if (opts.focusComposer) current.view.focusComposer?.();
     return;

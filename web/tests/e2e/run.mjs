@@ -255,6 +255,41 @@ scenario('two people share a session: messages, typing and the AI stream arrive 
   eq(await ada.locator('.msg-user').count(), 2, 'two user messages for Ada');
 });
 
+scenario('a chat deleted, or its member removed, while open: the member is taken back to the list and told why', async (browser) => {
+  const ada = await apiUser('Ada');
+  const bob = await apiUser('Bob');
+  const page = await newPage(browser);
+  await signIn(page, bob.email);
+  for (const how of ['removed', 'deleted']) {
+    const title = `To be ${how}`;
+    const s = await apiCall('POST', 'chat/sessions', { token: ada.token, body: { title } });
+    await apiCall('POST', `chat/sessions/${s.id}/participants`, { token: ada.token, body: { email: bob.email } });
+    await page.goto(`${BASE}/chat/${s.id}`);
+    await page.locator('.composer-input').waitFor();
+    // Only a joined socket hears that it is out.
+    await page.waitForFunction((id) => import('/js/gateway.js').then((m) => m.gateway.isLive(id)), s.id, { timeout: 15000 });
+    if (how === 'deleted') await apiCall('DELETE', `chat/sessions/${s.id}`, { token: ada.token });
+    else await apiCall('DELETE', `chat/sessions/${s.id}/participants/${bob.id}`, { token: ada.token });
+    await page.waitForURL(`${BASE}/`, { timeout: 10000 });
+    await page.getByText('That chat is no longer available').waitFor({ timeout: 5000 });
+    eq(await page.locator('.session-list a', { hasText: title }).count(), 0, `the ${how} chat is off the list`);
+  }
+});
+
+scenario('a long unbroken chat title does not widen the list, wide or narrow', async (browser) => {
+  const user = await apiUser('Longtitle');
+  await apiCall('POST', 'chat/sessions', { token: user.token, body: { title: `https://example.com/${'x'.repeat(180)}` } });
+  for (const [width, height] of [[1100, 760], [375, 667]]) {
+    const page = await newPage(browser, { width, height });
+    await signIn(page, user.email);
+    await page.locator('.session-list a').first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `the page scrolls sideways by ${overflow}px at ${width} px`);
+    const list = await page.locator('.sidebar').boundingBox();
+    check(list && list.width <= (width >= 768 ? 281 : width), `the list is ${list?.width}px wide at ${width} px`);
+  }
+});
+
 scenario('markup in a user message and in an AI reply stays inert', async (browser) => {
   const page = await newPage(browser);
   await signUp(page, 'Mallory');

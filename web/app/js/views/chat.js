@@ -34,6 +34,8 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
   let participants = [];
   let slice = { start: 0, end: 0 };
   let destroyed = false;
+  // Set while this user deletes or leaves the chat from here.
+  let leaving = false;
   let loadingOlder = false;
   let renderQueued = false;
   let stickToBottom = true;
@@ -191,6 +193,7 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
         type: 'button', class: 'danger', text: deleting ? 'Delete for everyone' : 'Leave chat',
         onclick: async () => {
           go.disabled = true;
+          leaving = true;
           try {
             if (deleting) await api.del(`chat/sessions/${sessionId}`);
             else await api.del(`chat/sessions/${sessionId}/participants/${me}`);
@@ -200,6 +203,7 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
             navigate('/');
           } catch (e2) {
             go.disabled = false;
+            leaving = false;
             err.textContent = e2.plain ?? String(e2);
           }
         },
@@ -503,6 +507,15 @@ export function chatView({ sessionId, navigate, focusComposer = false }) {
   });
   wire('user_joined', ({ data }) => {
     if (data.sessionId === sessionId && !participants.some((p) => p.userId === data.userId)) loadSession();
+  });
+  // Out of the session without asking: the chat was deleted, or the owner
+  // removed us. Its replies in flight will not end here, and nothing sent
+  // can succeed: go back to the list and say why.
+  wire('left_session', ({ data }) => {
+    if (destroyed || leaving || data.sessionId !== sessionId) return;
+    state.sessions.remove(sessionId);
+    changed();
+    navigate('/', { notice: 'That chat is no longer available: it was deleted, or you were removed from it.' });
   });
   wire('joined_session', ({ data }) => {
     if (data.sessionId === sessionId) catchUp();

@@ -13,8 +13,12 @@ export function sessionsPanel({ navigate }) {
   const sentinel = h('div', { class: 'sentinel', 'aria-hidden': 'true' });
   const scroller = h('div', { class: 'session-scroll' }, list, status, sentinel);
   const newBtn = h('button', { type: 'button', class: 'primary new-chat', text: 'New chat', onclick: createSession });
+  // Why the chat that was open went away (deleted, or we were removed).
+  const notice = h('p', { class: 'notice sidebar-notice', role: 'status' });
+  notice.hidden = true;
   const el = h('nav', { class: 'sidebar', 'aria-label': 'Chats' },
     h('div', { class: 'sidebar-head' }, h('h2', { text: 'Chats' }), newBtn),
+    notice,
     scroller);
 
   async function createSession() {
@@ -75,6 +79,11 @@ export function sessionsPanel({ navigate }) {
     setActive(id) {
       activeId = id;
       render();
+    },
+    /** Shows `text` above the list, or nothing when it is empty. */
+    notify(text) {
+      notice.textContent = text ?? '';
+      notice.hidden = !text;
     },
     destroy() {
       io.disconnect();
