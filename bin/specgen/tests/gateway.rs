@@ -28,6 +28,14 @@ async fn shared_session(app: &TestApp, owner: &Account, members: &[&str]) -> Str
     id
 }
 
+/// Ada and Bob, and a session of Ada's that Bob is a member of.
+async fn ada_and_bob(app: &TestApp) -> (Account, Account, String) {
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let session = shared_session(app, &ada, &["bob@example.com"]).await;
+    (ada, bob, session)
+}
+
 async fn history(app: &TestApp, who: &Account, session: &str) -> Vec<Value> {
     let (status, body) = app.get_as(&format!("/api/v1/chat/sessions/{session}/messages"), &who.access).await;
     assert_eq!(status, 200, "{body}");
@@ -172,9 +180,7 @@ async fn bad_frames_get_errors_and_the_connection_stays_usable(backend: Backend)
 
 async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ada = app.register("ada@example.com").await;
-    let bob = app.register("bob@example.com").await;
-    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let (ada, bob, session) = ada_and_bob(&app).await;
     let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
     let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
     bob_ws.join(&session).await;
@@ -279,9 +285,7 @@ async fn members_see_each_other_and_the_ai_stream_live(backend: Backend) {
 /// not news to the others.
 async fn presence_counts_people_not_tabs(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ada = app.register("ada@example.com").await;
-    let bob = app.register("bob@example.com").await;
-    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let (ada, bob, session) = ada_and_bob(&app).await;
     let mut watcher = Ws::connect_as(&app, &ada.access).await;
     watcher.join(&session).await;
     let mut tab_one = Ws::connect_as(&app, &bob.access).await;
@@ -323,9 +327,7 @@ async fn tabs_joining_at_once_do_not_hear_of_themselves(backend: Backend) {
 /// A `resume` that fails changes nothing: no join, no presence, no events.
 async fn a_failed_resume_joins_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ada = app.register("ada@example.com").await;
-    let bob = app.register("bob@example.com").await;
-    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let (ada, bob, session) = ada_and_bob(&app).await;
     let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
     ada_ws.join(&session).await;
     ada_ws.send("send_message", json!({"sessionId": session, "content": "hello", "aiReply": false})).await;
@@ -385,9 +387,7 @@ async fn strangers_cannot_join_post_stop_or_resume(backend: Backend) {
 
 async fn a_removed_member_stops_hearing_the_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ada = app.register("ada@example.com").await;
-    let bob = app.register("bob@example.com").await;
-    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let (ada, bob, session) = ada_and_bob(&app).await;
     let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
     ada_ws.join(&session).await;
     let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
@@ -472,9 +472,7 @@ async fn a_deleted_account_stops_hearing_its_sessions(backend: Backend) {
 
 async fn stop_generation_cancels_for_everyone(backend: Backend) {
     let app = TestApp::spawn_with(backend, slow_demo).await;
-    let ada = app.register("ada@example.com").await;
-    let bob = app.register("bob@example.com").await;
-    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let (ada, bob, session) = ada_and_bob(&app).await;
     let mut ada_ws = Ws::connect_as(&app, &ada.access).await;
     let mut bob_ws = Ws::connect_as(&app, &bob.access).await;
     ada_ws.join(&session).await;
@@ -594,9 +592,7 @@ async fn a_slow_reader_is_cut_while_others_are_unaffected() {
         c.specgen_ws_outbox = 64;
     })
     .await;
-    let ada = app.register("ada@example.com").await;
-    let bob = app.register("bob@example.com").await;
-    let session = shared_session(&app, &ada, &["bob@example.com"]).await;
+    let (ada, bob, session) = ada_and_bob(&app).await;
     let mut slow = Ws::connect_with_small_window(&app, &bob.access).await;
     slow.join(&session).await;
     let mut fast = Ws::connect_as(&app, &ada.access).await;
