@@ -98,6 +98,8 @@ struct Inner {
     limits: Limits,
     tokens: accounts::tokens::TokenService,
     passwords: accounts::passwords::Passwords,
+    /// Names accounts in the login limits' keys.
+    pseudonyms: accounts::pseudonyms::AccountPseudonyms,
     ai: AiSettings,
     providers: chat::Providers,
     breakers: chat::routing::Breakers,
@@ -131,6 +133,7 @@ impl App {
                 limits: config.limits,
                 tokens,
                 passwords,
+                pseudonyms: accounts::pseudonyms::AccountPseudonyms::new(&config.jwt_secret),
                 ai: config.ai,
                 providers,
                 breakers: chat::routing::Breakers::default(),

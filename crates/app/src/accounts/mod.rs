@@ -2,6 +2,7 @@
 //! profiles, password changes and deletion.
 
 pub mod passwords;
+pub(crate) mod pseudonyms;
 pub mod tokens;
 
 use std::net::IpAddr;
@@ -119,8 +120,9 @@ impl App {
     ) -> Result<AuthSession, AppError> {
         let limiter = &self.inner.ports.rate_limiter;
         let limits = self.inner.limits;
-        let pair_key = format!("login:pair:{}:{client}", email.as_str());
-        let account_key = format!("login:account:{}", email.as_str());
+        let named = self.inner.pseudonyms.of(&email);
+        let pair_key = format!("login:pair:{named}:{client}");
+        let account_key = format!("login:account:{named}");
         let pair = limiter.peek(&pair_key, limits.login_pair).await.map_err(Self::limiter_unavailable)?;
         let account = limiter.peek(&account_key, limits.login_account).await.map_err(Self::limiter_unavailable)?;
         if let Some(limited) = rate_limited(&[pair, account]) {
